@@ -1,0 +1,816 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Software IOMMU page table and DMA engine (see sim_pt.h).
+ *
+ * Entry format (64 bits): P present, R, W, A accessed, D dirty, LEAF (a
+ * leaf at any level; at level 0 every present entry is a leaf), and bits
+ * 12..51 the host address of the page or of the next table.
+ *
+ * The dirty protocol is what makes "no write is ever missed" hold while
+ * dirty bits are read and cleared, and blocks are split, under running DMA:
+ * an engine first copies the data, then sets D on the leaf that maps the
+ * page *now*, walking the table again and using compare-and-swap on the
+ * exact entry value it read.  A clear that comes before the D update leaves
+ * D set for the next read; a split that replaced the block is found by the
+ * walk and the small leaf gets the bit.  Engines never trust a cached D.
+ */
+#include "iommu/sim_pt.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "util/sys.h"
+
+#define PTE_P	 (1ull << 0)
+#define PTE_R	 (1ull << 1)
+#define PTE_W	 (1ull << 2)
+#define PTE_A	 (1ull << 5)
+#define PTE_D	 (1ull << 6)
+#define PTE_LEAF (1ull << 7)
+#define PTE_ADDR 0x000ffffffffff000ull
+#define PTE_AD	 (PTE_A | PTE_D)
+
+#define ENTRIES	   512
+#define MAX_ENGINES 64
+#define FAULT_LOG  64
+
+struct table {
+	_Atomic uint64_t e[ENTRIES];
+};
+
+struct vfd_simpt {
+	struct table *root;
+	unsigned top;	  /* level of the root: 2 (39 bits) or 3 (48 bits) */
+	unsigned va_bits;
+	uint64_t pgsizes;
+
+	/* Engines, for the grace period before a table page is freed. */
+	pthread_mutex_t lock;
+	struct vfd_simdma *engines[MAX_ENGINES];
+	_Atomic uint64_t epoch;
+
+	/* Tables unlinked by the current operation, freed at its end. */
+	struct table **retired;
+	size_t nretired, cap_retired;
+};
+
+/*
+ * One cached translation of a 4 KiB page.  The engine fills it; the control
+ * path may invalidate it from another thread, so both words are atomic and
+ * a reader checks the tag again after reading the data.
+ */
+struct iotlb_entry {
+	_Atomic uint64_t tag;  /* (iova >> 12) + 1; 0 = empty */
+	_Atomic uint64_t data; /* host page address | prot */
+};
+
+struct vfd_simdma {
+	struct vfd_simpt *pt;
+	_Atomic uint64_t active; /* epoch this engine's access started in; 0 idle */
+	struct iotlb_entry *tlb;
+	unsigned tlb_mask;
+	int slot;
+
+	pthread_mutex_t fault_lock;
+	struct vfd_sim_fault faults[FAULT_LOG];
+	unsigned fault_head, fault_count;
+	uint64_t faults_lost;
+};
+
+static inline uint64_t level_size(unsigned level)
+{
+	return 1ull << (12 + 9 * level);
+}
+
+static inline unsigned level_index(uint64_t iova, unsigned level)
+{
+	return (iova >> (12 + 9 * level)) & (ENTRIES - 1);
+}
+
+static inline struct table *entry_table(uint64_t v)
+{
+	return (struct table *)(uintptr_t)(v & PTE_ADDR);
+}
+
+static inline bool entry_is_leaf(uint64_t v, unsigned level)
+{
+	return (v & PTE_P) && (level == 0 || (v & PTE_LEAF));
+}
+
+static uint64_t prot_bits(unsigned prot)
+{
+	return (prot & VFD_SIM_READ ? PTE_R : 0) | (prot & VFD_SIM_WRITE ? PTE_W : 0);
+}
+
+static unsigned entry_prot(uint64_t v)
+{
+	return (v & PTE_R ? VFD_SIM_READ : 0) | (v & PTE_W ? VFD_SIM_WRITE : 0);
+}
+
+static struct table *table_new(void)
+{
+	struct table *t = vfd_aligned_alloc(4096, sizeof(*t));
+	if (t)
+		memset(t, 0, sizeof(*t));
+	return t;
+}
+
+static bool table_empty(struct table *t)
+{
+	for (unsigned i = 0; i < ENTRIES; i++)
+		if (atomic_load_explicit(&t->e[i], memory_order_relaxed))
+			return false;
+	return true;
+}
+
+/* Free a table and everything below it (no engine may be walking it). */
+static void table_free_tree(struct table *t, unsigned level)
+{
+	if (level > 0) {
+		for (unsigned i = 0; i < ENTRIES; i++) {
+			uint64_t v = atomic_load_explicit(&t->e[i], memory_order_relaxed);
+			if ((v & PTE_P) && !(v & PTE_LEAF))
+				table_free_tree(entry_table(v), level - 1);
+		}
+	}
+	vfd_free(t);
+}
+
+/*
+ * Grace period: wait until no engine is inside an access that started
+ * before now.  Engines publish their start epoch, then fence, then walk;
+ * we unlinked first, then bump the epoch (a full barrier), then look.
+ */
+static void grace_wait(struct vfd_simpt *pt)
+{
+	uint64_t now = atomic_fetch_add(&pt->epoch, 1);
+	pthread_mutex_lock(&pt->lock);
+	for (int i = 0; i < MAX_ENGINES; i++) {
+		struct vfd_simdma *e = pt->engines[i];
+		if (!e)
+			continue;
+		for (;;) {
+			uint64_t a = atomic_load(&e->active);
+			if (a == 0 || a > now)
+				break;
+			sched_yield();
+		}
+	}
+	pthread_mutex_unlock(&pt->lock);
+}
+
+/* A table unlinked from the tree: freed once the operation ends. */
+static void retire(struct vfd_simpt *pt, struct table *t)
+{
+	if (pt->nretired == pt->cap_retired) {
+		size_t cap = pt->cap_retired ? pt->cap_retired * 2 : 16;
+		struct table **r = vfd_realloc(pt->retired, cap * sizeof(*r));
+		if (!r) {
+			/* No room to defer: wait for the engines now instead. */
+			grace_wait(pt);
+			vfd_free(t);
+			return;
+		}
+		pt->retired = r;
+		pt->cap_retired = cap;
+	}
+	pt->retired[pt->nretired++] = t;
+}
+
+static void reclaim(struct vfd_simpt *pt)
+{
+	if (!pt->nretired)
+		return;
+	grace_wait(pt);
+	for (size_t i = 0; i < pt->nretired; i++)
+		vfd_free(pt->retired[i]);
+	pt->nretired = 0;
+}
+
+struct vfd_simpt *vfd_simpt_create(uint64_t pgsizes, unsigned va_bits)
+{
+	if (!(pgsizes & VFD_SIM_PG_4K) ||
+	    (pgsizes & ~(VFD_SIM_PG_4K | VFD_SIM_PG_2M | VFD_SIM_PG_1G)) ||
+	    (va_bits != 39 && va_bits != 48)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct vfd_simpt *pt = vfd_calloc(1, sizeof(*pt));
+	if (!pt) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	pt->root = table_new();
+	if (!pt->root) {
+		vfd_free(pt);
+		errno = ENOMEM;
+		return NULL;
+	}
+	pt->top = va_bits == 39 ? 2 : 3;
+	pt->va_bits = va_bits;
+	pt->pgsizes = pgsizes;
+	atomic_init(&pt->epoch, 1);
+	pthread_mutex_init(&pt->lock, NULL);
+	return pt;
+}
+
+void vfd_simpt_destroy(struct vfd_simpt *pt)
+{
+	if (!pt)
+		return;
+	reclaim(pt);
+	table_free_tree(pt->root, pt->top);
+	vfd_free(pt->retired);
+	pthread_mutex_destroy(&pt->lock);
+	vfd_free(pt);
+}
+
+uint64_t vfd_simpt_pgsizes(const struct vfd_simpt *pt)
+{
+	return pt->pgsizes;
+}
+
+static bool range_ok(const struct vfd_simpt *pt, uint64_t iova, uint64_t size)
+{
+	return size && !((iova | size) & (VFD_SIM_PG_4K - 1)) && iova + size > iova &&
+	       iova + size <= (1ull << pt->va_bits);
+}
+
+/* Install one leaf of level @level at @iova; -EEXIST if anything is there. */
+static int map_one(struct vfd_simpt *pt, uint64_t iova, uint64_t leaf, unsigned level)
+{
+	struct table *t = pt->root;
+	for (unsigned l = pt->top; l > level; l--) {
+		_Atomic uint64_t *slot = &t->e[level_index(iova, l)];
+		uint64_t v = atomic_load_explicit(slot, memory_order_acquire);
+		if (!(v & PTE_P)) {
+			struct table *n = table_new();
+			if (!n)
+				return -ENOMEM;
+			v = (uint64_t)(uintptr_t)n | PTE_P;
+			atomic_store_explicit(slot, v, memory_order_release);
+		} else if (v & PTE_LEAF) {
+			return -EEXIST;
+		}
+		t = entry_table(v);
+	}
+	_Atomic uint64_t *slot = &t->e[level_index(iova, level)];
+	uint64_t v = atomic_load_explicit(slot, memory_order_relaxed);
+	if (v & PTE_P) {
+		/* An empty table left where a block goes can be replaced. */
+		if (level == 0 || (v & PTE_LEAF) || !table_empty(entry_table(v)))
+			return -EEXIST;
+		retire(pt, entry_table(v));
+	}
+	atomic_store_explicit(slot, leaf, memory_order_release);
+	return 0;
+}
+
+static uint64_t unmap_level(struct vfd_simpt *pt, struct table *t, unsigned level, uint64_t base,
+			    uint64_t start, uint64_t end);
+
+/* Unlink tables in [start, end) that map nothing (after a failed map). */
+static void prune_level(struct vfd_simpt *pt, struct table *t, unsigned level, uint64_t base,
+			uint64_t start, uint64_t end)
+{
+	uint64_t sz = level_size(level);
+	uint64_t first = start > base ? (start - base) / sz : 0;
+	for (uint64_t i = first; i < ENTRIES && base + i * sz < end; i++) {
+		uint64_t ebase = base + i * sz;
+		uint64_t v = atomic_load_explicit(&t->e[i], memory_order_relaxed);
+		if (!(v & PTE_P) || entry_is_leaf(v, level))
+			continue;
+		struct table *c = entry_table(v);
+		prune_level(pt, c, level - 1, ebase, start > ebase ? start : ebase,
+			    end < ebase + sz ? end : ebase + sz);
+		if (table_empty(c)) {
+			atomic_store_explicit(&t->e[i], 0, memory_order_release);
+			retire(pt, c);
+		}
+	}
+}
+
+int vfd_simpt_map(struct vfd_simpt *pt, uint64_t iova, void *host, uint64_t size,
+		  unsigned prot)
+{
+	uintptr_t h = (uintptr_t)host;
+	if (!range_ok(pt, iova, size) || (h & (VFD_SIM_PG_4K - 1)) || (h & ~PTE_ADDR) ||
+	    ((h + size - 1) >> 52) || h + size < h || !(prot & (VFD_SIM_READ | VFD_SIM_WRITE)) ||
+	    (prot & ~(VFD_SIM_READ | VFD_SIM_WRITE)))
+		return -EINVAL;
+
+	uint64_t done = 0;
+	int rc = 0;
+	while (done < size) {
+		unsigned level = 0;
+		for (unsigned l = 2; l > 0; l--) {
+			uint64_t ps = level_size(l);
+			if ((pt->pgsizes & ps) && !((iova + done) & (ps - 1)) &&
+			    !((h + done) & (ps - 1)) && size - done >= ps) {
+				level = l;
+				break;
+			}
+		}
+		uint64_t leaf = ((h + done) & PTE_ADDR) | PTE_P | PTE_LEAF | prot_bits(prot);
+		rc = map_one(pt, iova + done, leaf, level);
+		if (rc)
+			break;
+		done += level_size(level);
+	}
+	if (rc) {
+		/* Undo: what this call mapped, then the tables it made. */
+		if (done)
+			unmap_level(pt, pt->root, pt->top, 0, iova, iova + done);
+		prune_level(pt, pt->root, pt->top, 0, iova, iova + size);
+	}
+	reclaim(pt);
+	return rc;
+}
+
+/*
+ * Clear leaves in [start, end) below table @t (covering [base, base +
+ * level_size(level + 1))); returns the bytes of the leaves cleared.
+ */
+static uint64_t unmap_level(struct vfd_simpt *pt, struct table *t, unsigned level, uint64_t base,
+			    uint64_t start, uint64_t end)
+{
+	uint64_t bytes = 0, sz = level_size(level);
+	uint64_t first = start > base ? (start - base) / sz : 0;
+	for (uint64_t i = first; i < ENTRIES; i++) {
+		uint64_t ebase = base + i * sz;
+		if (ebase >= end)
+			break;
+		uint64_t v = atomic_load_explicit(&t->e[i], memory_order_relaxed);
+		if (!(v & PTE_P))
+			continue;
+		if (entry_is_leaf(v, level)) {
+			atomic_store_explicit(&t->e[i], 0, memory_order_release);
+			bytes += sz;
+			continue;
+		}
+		struct table *c = entry_table(v);
+		bytes += unmap_level(pt, c, level - 1, ebase, start > ebase ? start : ebase,
+				     end < ebase + sz ? end : ebase + sz);
+		if (table_empty(c)) {
+			atomic_store_explicit(&t->e[i], 0, memory_order_release);
+			retire(pt, c);
+		}
+	}
+	return bytes;
+}
+
+int64_t vfd_simpt_unmap(struct vfd_simpt *pt, uint64_t iova, uint64_t size)
+{
+	if (!range_ok(pt, iova, size))
+		return -EINVAL;
+	uint64_t bytes = unmap_level(pt, pt->root, pt->top, 0, iova, iova + size);
+	reclaim(pt);
+	return (int64_t)bytes;
+}
+
+/* Walk to the leaf mapping @iova: its slot, value and level; NULL if none. */
+static _Atomic uint64_t *walk(struct vfd_simpt *pt, uint64_t iova, uint64_t *val,
+			      unsigned *level)
+{
+	struct table *t = pt->root;
+	for (unsigned l = pt->top;; l--) {
+		_Atomic uint64_t *slot = &t->e[level_index(iova, l)];
+		uint64_t v = atomic_load_explicit(slot, memory_order_acquire);
+		if (!(v & PTE_P))
+			return NULL;
+		if (entry_is_leaf(v, l)) {
+			*val = v;
+			*level = l;
+			return slot;
+		}
+		t = entry_table(v);
+	}
+}
+
+void *vfd_simpt_lookup(struct vfd_simpt *pt, uint64_t iova, uint64_t *leaf_size,
+		       unsigned *prot)
+{
+	uint64_t v;
+	unsigned level;
+	if (iova >> pt->va_bits || !walk(pt, iova, &v, &level))
+		return NULL;
+	uint64_t sz = level_size(level);
+	if (leaf_size)
+		*leaf_size = sz;
+	if (prot)
+		*prot = entry_prot(v);
+	return (void *)(uintptr_t)((v & PTE_ADDR) + (iova & (sz - 1)));
+}
+
+/*
+ * Replace the block leaf in @slot (level @level >= 1) by a table of leaves
+ * one level down, atomically, carrying the A/D bits the block has at the
+ * instant it is replaced.
+ */
+static int split_block(_Atomic uint64_t *slot, unsigned level)
+{
+	struct table *n = table_new();
+	if (!n)
+		return -ENOMEM;
+	uint64_t sz = level_size(level - 1);
+	uint64_t old = atomic_load(slot);
+	for (;;) {
+		uint64_t attrs = (old & (PTE_P | PTE_R | PTE_W | PTE_AD)) | PTE_LEAF;
+		for (unsigned i = 0; i < ENTRIES; i++)
+			atomic_store_explicit(&n->e[i], ((old & PTE_ADDR) + i * sz) | attrs,
+					      memory_order_relaxed);
+		uint64_t want = (uint64_t)(uintptr_t)n | PTE_P;
+		if (atomic_compare_exchange_strong(slot, &old, want))
+			return 0;
+		/* An engine set A or D meanwhile: rebuild with the new bits. */
+	}
+}
+
+static int split_level(struct table *t, unsigned level, uint64_t base, uint64_t start,
+		       uint64_t end)
+{
+	int n = 0;
+	uint64_t sz = level_size(level);
+	uint64_t first = start > base ? (start - base) / sz : 0;
+	for (uint64_t i = first; i < ENTRIES && base + i * sz < end; i++) {
+		uint64_t ebase = base + i * sz;
+		uint64_t v = atomic_load(&t->e[i]);
+		if (!(v & PTE_P) || level == 0)
+			continue;
+		if (v & PTE_LEAF) {
+			int rc = split_block(&t->e[i], level);
+			if (rc)
+				return rc;
+			n++;
+			v = atomic_load(&t->e[i]);
+		}
+		int rc = split_level(entry_table(v), level - 1, ebase, start > ebase ? start : ebase,
+				     end < ebase + sz ? end : ebase + sz);
+		if (rc < 0)
+			return rc;
+		n += rc;
+	}
+	return n;
+}
+
+int vfd_simpt_split(struct vfd_simpt *pt, uint64_t iova, uint64_t size)
+{
+	if (!range_ok(pt, iova, size))
+		return -EINVAL;
+	return split_level(pt->root, pt->top, 0, iova, iova + size);
+}
+
+/* Can the table @c (leaves of level @level - 1) become one leaf of @level? */
+static bool mergeable(struct table *c, unsigned level, uint64_t *leaf)
+{
+	uint64_t sz = level_size(level - 1);
+	uint64_t v0 = atomic_load(&c->e[0]);
+	if (!entry_is_leaf(v0, level - 1) || ((v0 & PTE_ADDR) & (level_size(level) - 1)))
+		return false;
+	uint64_t ad = 0;
+	for (unsigned i = 0; i < ENTRIES; i++) {
+		uint64_t v = atomic_load(&c->e[i]);
+		if (!entry_is_leaf(v, level - 1) || (v & ~PTE_AD) != ((v0 & ~PTE_AD) + i * sz))
+			return false;
+		ad |= v & PTE_AD;
+	}
+	*leaf = (v0 & ~PTE_AD) | PTE_LEAF | ad;
+	return true;
+}
+
+static int merge_level(struct vfd_simpt *pt, struct table *t, unsigned level, uint64_t base,
+		       uint64_t start, uint64_t end)
+{
+	int n = 0;
+	uint64_t sz = level_size(level);
+	uint64_t first = start > base ? (start - base) / sz : 0;
+	for (uint64_t i = first; i < ENTRIES && base + i * sz < end; i++) {
+		uint64_t ebase = base + i * sz;
+		uint64_t v = atomic_load(&t->e[i]);
+		if (!(v & PTE_P) || (v & PTE_LEAF) || level == 0)
+			continue;
+		struct table *c = entry_table(v);
+		n += merge_level(pt, c, level - 1, ebase, start > ebase ? start : ebase,
+				 end < ebase + sz ? end : ebase + sz);
+		uint64_t leaf;
+		if (!(pt->pgsizes & sz) || level > 2 || !mergeable(c, level, &leaf))
+			continue;
+		atomic_store(&t->e[i], leaf);
+		/*
+		 * An engine may have set D in the old table after we read it:
+		 * once no engine can still be in it, carry such bits over.
+		 */
+		grace_wait(pt);
+		uint64_t late = 0;
+		for (unsigned k = 0; k < ENTRIES; k++)
+			late |= atomic_load(&c->e[k]) & PTE_AD;
+		if (late & ~leaf)
+			atomic_fetch_or(&t->e[i], late);
+		vfd_free(c);
+		n++;
+	}
+	return n;
+}
+
+int vfd_simpt_merge(struct vfd_simpt *pt, uint64_t iova, uint64_t size)
+{
+	if (!range_ok(pt, iova, size))
+		return -EINVAL;
+	return merge_level(pt, pt->root, pt->top, 0, iova, iova + size);
+}
+
+/* @origin: the IOVA of bit 0 of @bitmap. */
+static int64_t dirty_level(struct table *t, unsigned level, uint64_t base, uint64_t start,
+			   uint64_t end, uint64_t origin, uint64_t *bitmap, bool clear)
+{
+	int64_t n = 0;
+	uint64_t sz = level_size(level);
+	uint64_t first = start > base ? (start - base) / sz : 0;
+	for (uint64_t i = first; i < ENTRIES && base + i * sz < end; i++) {
+		uint64_t ebase = base + i * sz;
+		uint64_t v = atomic_load(&t->e[i]);
+		if (!(v & PTE_P))
+			continue;
+		if (!entry_is_leaf(v, level)) {
+			n += dirty_level(entry_table(v), level - 1, ebase,
+					 start > ebase ? start : ebase,
+					 end < ebase + sz ? end : ebase + sz, origin, bitmap, clear);
+			continue;
+		}
+		if (!(v & PTE_D))
+			continue;
+		/* Only engines touch a leaf besides us, and only to set A/D. */
+		if (clear)
+			v = atomic_fetch_and(&t->e[i], ~PTE_D);
+		if (!(v & PTE_D))
+			continue;
+		n++;
+		uint64_t lo = ebase > start ? ebase : start;
+		uint64_t hi = ebase + sz < end ? ebase + sz : end;
+		for (uint64_t p = (lo - origin) >> 12; p < (hi - origin) >> 12; p++)
+			bitmap[p / 64] |= 1ull << (p % 64);
+	}
+	return n;
+}
+
+int64_t vfd_simpt_read_dirty(struct vfd_simpt *pt, uint64_t iova, uint64_t size,
+			     uint64_t *bitmap, bool clear)
+{
+	if (!range_ok(pt, iova, size) || !bitmap)
+		return -EINVAL;
+	return dirty_level(pt->root, pt->top, 0, iova, iova + size, iova, bitmap, clear);
+}
+
+static void stats_level(struct table *t, unsigned level, struct vfd_simpt_stats *st)
+{
+	st->tables++;
+	for (unsigned i = 0; i < ENTRIES; i++) {
+		uint64_t v = atomic_load(&t->e[i]);
+		if (!(v & PTE_P))
+			continue;
+		if (entry_is_leaf(v, level)) {
+			if (level == 0)
+				st->leaves_4k++;
+			else if (level == 1)
+				st->leaves_2m++;
+			else
+				st->leaves_1g++;
+		} else {
+			stats_level(entry_table(v), level - 1, st);
+		}
+	}
+}
+
+void vfd_simpt_get_stats(struct vfd_simpt *pt, struct vfd_simpt_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	stats_level(pt->root, pt->top, st);
+}
+
+/* ---- DMA engines ---- */
+
+struct vfd_simdma *vfd_simdma_create(struct vfd_simpt *pt, unsigned iotlb_entries)
+{
+	if (!pt || (iotlb_entries & (iotlb_entries - 1))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct vfd_simdma *e = vfd_calloc(1, sizeof(*e));
+	if (!e) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (iotlb_entries) {
+		e->tlb = vfd_calloc(iotlb_entries, sizeof(*e->tlb));
+		if (!e->tlb) {
+			vfd_free(e);
+			errno = ENOMEM;
+			return NULL;
+		}
+		e->tlb_mask = iotlb_entries - 1;
+	}
+	e->pt = pt;
+	pthread_mutex_init(&e->fault_lock, NULL);
+	pthread_mutex_lock(&pt->lock);
+	e->slot = -1;
+	for (int i = 0; i < MAX_ENGINES; i++) {
+		if (!pt->engines[i]) {
+			pt->engines[i] = e;
+			e->slot = i;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&pt->lock);
+	if (e->slot < 0) {
+		pthread_mutex_destroy(&e->fault_lock);
+		vfd_free(e->tlb);
+		vfd_free(e);
+		errno = ENOSPC;
+		return NULL;
+	}
+	return e;
+}
+
+void vfd_simdma_destroy(struct vfd_simdma *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->pt->lock);
+	e->pt->engines[e->slot] = NULL;
+	pthread_mutex_unlock(&e->pt->lock);
+	pthread_mutex_destroy(&e->fault_lock);
+	vfd_free(e->tlb);
+	vfd_free(e);
+}
+
+static void log_fault(struct vfd_simdma *e, uint64_t iova, unsigned access, unsigned reason)
+{
+	pthread_mutex_lock(&e->fault_lock);
+	unsigned idx = (e->fault_head + e->fault_count) % FAULT_LOG;
+	if (e->fault_count == FAULT_LOG) {
+		e->fault_head = (e->fault_head + 1) % FAULT_LOG;
+		e->faults_lost++;
+	} else {
+		e->fault_count++;
+	}
+	e->faults[idx] = (struct vfd_sim_fault){.iova = iova, .access = access, .reason = reason};
+	pthread_mutex_unlock(&e->fault_lock);
+}
+
+unsigned vfd_simdma_faults(struct vfd_simdma *e, struct vfd_sim_fault *out, unsigned max,
+			   uint64_t *lost)
+{
+	pthread_mutex_lock(&e->fault_lock);
+	unsigned n = 0;
+	while (n < max && e->fault_count) {
+		out[n++] = e->faults[e->fault_head];
+		e->fault_head = (e->fault_head + 1) % FAULT_LOG;
+		e->fault_count--;
+	}
+	if (lost)
+		*lost = e->faults_lost;
+	e->faults_lost = 0;
+	pthread_mutex_unlock(&e->fault_lock);
+	return n;
+}
+
+/*
+ * Translate one 4 KiB page for @access: host address of the page, through
+ * the IOTLB (a hit keeps using a translation until it is invalidated, as
+ * hardware does) or a walk, which sets A.  Returns 0 or a fault reason.
+ */
+static unsigned translate(struct vfd_simdma *e, uint64_t page, unsigned access, uintptr_t *host)
+{
+	uint64_t tag = (page >> 12) + 1;
+	struct iotlb_entry *te = e->tlb ? &e->tlb[(page >> 12) & e->tlb_mask] : NULL;
+	if (te && atomic_load_explicit(&te->tag, memory_order_acquire) == tag) {
+		uint64_t d = atomic_load_explicit(&te->data, memory_order_acquire);
+		if (atomic_load_explicit(&te->tag, memory_order_acquire) == tag) {
+			if (((unsigned)d & access) != access)
+				return VFD_SIM_FAULT_PERM;
+			*host = d & PTE_ADDR;
+			return 0;
+		}
+	}
+	uint64_t v;
+	unsigned level;
+	for (;;) {
+		_Atomic uint64_t *slot = walk(e->pt, page, &v, &level);
+		if (!slot)
+			return VFD_SIM_FAULT_NOT_PRESENT;
+		if ((entry_prot(v) & access) != access)
+			return VFD_SIM_FAULT_PERM;
+		if ((v & PTE_A) || atomic_compare_exchange_strong(slot, &v, v | PTE_A))
+			break;
+		/* Changed under us (D set, split, unmapped): walk again. */
+	}
+	*host = (v & PTE_ADDR) + (page & (level_size(level) - 1));
+	if (te) {
+		atomic_store_explicit(&te->tag, 0, memory_order_relaxed);
+		atomic_store_explicit(&te->data, *host | entry_prot(v), memory_order_release);
+		atomic_store_explicit(&te->tag, tag, memory_order_release);
+	}
+	return 0;
+}
+
+/*
+ * Device access to memory: relaxed atomic loads and stores (8 bytes at a
+ * time where aligned), so that two engines writing the same bytes are two
+ * devices racing, not undefined behaviour, while a CPU thread that touches
+ * a buffer during DMA is still reported by ThreadSanitizer.
+ */
+static void dma_copy(void *dst, const void *src, size_t n)
+{
+	uint8_t *d = dst;
+	const uint8_t *s = src;
+	if (!(((uintptr_t)d | (uintptr_t)s) & 7)) {
+		for (; n >= 8; n -= 8, d += 8, s += 8)
+			__atomic_store_n((uint64_t *)d, __atomic_load_n((const uint64_t *)s,
+									__ATOMIC_RELAXED),
+					 __ATOMIC_RELAXED);
+	}
+	for (; n; n--, d++, s++)
+		__atomic_store_n(d, __atomic_load_n(s, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+}
+
+/* After a write landed in @page: set D on whatever leaf maps it now. */
+static void mark_dirty(struct vfd_simdma *e, uint64_t page)
+{
+	for (;;) {
+		uint64_t v;
+		unsigned level;
+		_Atomic uint64_t *slot = walk(e->pt, page, &v, &level);
+		if (!slot || (v & PTE_D))
+			return;
+		if (atomic_compare_exchange_strong(slot, &v, v | PTE_D | PTE_A))
+			return;
+		/* Changed under us (cleared, split, unmapped): walk again. */
+	}
+}
+
+int vfd_simdma_rw(struct vfd_simdma *e, uint64_t iova, void *buf, size_t len,
+		  unsigned access)
+{
+	if (!e || (!buf && len) || (access != VFD_SIM_READ && access != VFD_SIM_WRITE))
+		return -EINVAL;
+	if (iova + len < iova || (len && (iova + len - 1) >> e->pt->va_bits)) {
+		log_fault(e, iova, access, VFD_SIM_FAULT_RANGE);
+		return -EFAULT;
+	}
+	/* Publish that we walk from this epoch on; pairs with grace_wait(). */
+	atomic_store(&e->active, atomic_load(&e->pt->epoch));
+	atomic_thread_fence(memory_order_seq_cst);
+
+	int rc = 0;
+	uint8_t *b = buf;
+	while (len) {
+		uint64_t page = iova & ~(VFD_SIM_PG_4K - 1);
+		size_t chunk = VFD_SIM_PG_4K - (iova - page);
+		if (chunk > len)
+			chunk = len;
+		uintptr_t host;
+		unsigned reason = translate(e, page, access, &host);
+		if (reason) {
+			log_fault(e, iova, access, reason);
+			rc = -EFAULT;
+			break;
+		}
+		void *p = (void *)(host + (iova - page));
+		if (access == VFD_SIM_WRITE) {
+			dma_copy(p, b, chunk);
+			atomic_thread_fence(memory_order_release);
+			mark_dirty(e, page);
+		} else {
+			dma_copy(b, p, chunk);
+		}
+		iova += chunk;
+		b += chunk;
+		len -= chunk;
+	}
+	atomic_store_explicit(&e->active, 0, memory_order_release);
+	return rc;
+}
+
+void vfd_simdma_invalidate(struct vfd_simdma *e, uint64_t iova, uint64_t size)
+{
+	if (!e->tlb || !size)
+		return;
+	uint64_t first = iova >> 12, last = (iova + size - 1) >> 12;
+	if (last - first > e->tlb_mask) {
+		vfd_simdma_invalidate_all(e);
+		return;
+	}
+	for (uint64_t p = first; p <= last; p++) {
+		uint64_t want = p + 1;
+		atomic_compare_exchange_strong(&e->tlb[p & e->tlb_mask].tag, &want, 0);
+	}
+}
+
+void vfd_simdma_invalidate_all(struct vfd_simdma *e)
+{
+	for (unsigned i = 0; e->tlb && i <= e->tlb_mask; i++)
+		atomic_store(&e->tlb[i].tag, 0);
+}
