@@ -16,7 +16,7 @@ TIERS := unit build sim vm
 export VFDMA_ROOT
 export VFDMA_BUILD := $(BUILD)
 
-.PHONY: all lib app unit-tests check check-unit check-build check-sim check-vm \
+.PHONY: all lib app unit-tests sim-tests check check-unit check-build check-sim check-vm \
 	install uninstall clean distclean bench
 all: lib app
 
@@ -31,7 +31,12 @@ ifeq ($(CONFIG_GTEST),y)
 	$(Q)$(MAKE) --no-print-directory -C test/unit
 endif
 
-check: all unit-tests
+sim-tests: lib
+ifeq ($(CONFIG_GTEST),y)
+	$(Q)$(MAKE) --no-print-directory -C test/sim
+endif
+
+check: all unit-tests sim-tests
 	$(Q)bash test/run-tiers.sh $(TIERS)
 
 check-unit: lib unit-tests
@@ -40,7 +45,7 @@ check-unit: lib unit-tests
 check-build: all
 	$(Q)bash test/run-tiers.sh build
 
-check-sim: all
+check-sim: all sim-tests
 	$(Q)bash test/run-tiers.sh sim
 
 check-vm: all

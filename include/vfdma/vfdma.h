@@ -14,5 +14,9 @@
 
 #include "vfdma/version.h"
 #include "vfdma/log.h"
+#include "vfdma/iova.h"
+#include "vfdma/iommu.h"
+#include "vfdma/dma.h"
+#include "vfdma/sim.h"
 
 #endif

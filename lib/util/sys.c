@@ -33,7 +33,8 @@ static const char *const sys_names[VFD_SYS_NR + 1] = {
 	[VFD_SYS_FTRUNCATE] = "ftruncate", [VFD_SYS_FALLOCATE] = "fallocate",
 	[VFD_SYS_MADVISE] = "madvise",	   [VFD_SYS_MLOCK] = "mlock",
 	[VFD_SYS_EVENTFD] = "eventfd",	   [VFD_SYS_READLINK] = "readlink",
-	[VFD_SYS_ALLOC] = "alloc",	   [VFD_SYS_ANY] = "any",
+	[VFD_SYS_ACCESS] = "access",	   [VFD_SYS_ALLOC] = "alloc",
+	[VFD_SYS_ANY] = "any",
 };
 
 const char *vfd_sysno_name(enum vfd_sysno sysno)
@@ -198,6 +199,12 @@ ssize_t vfd_readlink(const char *path, char *buf, size_t len)
 {
 	INJECT(VFD_SYS_READLINK);
 	SYS_RET(readlink(path, buf, len));
+}
+
+int vfd_access(const char *path, int mode)
+{
+	INJECT(VFD_SYS_ACCESS);
+	SYS_RET(access(path, mode));
 }
 
 void *vfd_malloc(size_t size)

@@ -34,6 +34,7 @@ enum vfd_sysno {
 	VFD_SYS_MLOCK,
 	VFD_SYS_EVENTFD,
 	VFD_SYS_READLINK,
+	VFD_SYS_ACCESS, /* access, stat */
 	VFD_SYS_ALLOC, /* malloc, calloc, realloc, aligned allocation */
 	VFD_SYS_NR,
 	VFD_SYS_ANY = VFD_SYS_NR, /* vfd_fault_arm(): count calls of every class */
@@ -70,6 +71,7 @@ int vfd_mlock(const void *addr, size_t len);
 int vfd_munlock(const void *addr, size_t len);
 int vfd_eventfd(unsigned int initval, int flags);
 ssize_t vfd_readlink(const char *path, char *buf, size_t len);
+int vfd_access(const char *path, int mode);
 
 void *vfd_malloc(size_t size);
 void *vfd_calloc(size_t n, size_t size);

@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The IOVA allocator's API: argument checking, the tree path under the space
+ * lock, and the lock-free validation of small frees through the live maps.
+ * Placement and errors are documented in include/vfdma/iova.h; the tree is
+ * iova_tree.c, the caches iova_cache.c.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "dma/iova_space.h"
+#include "util/log.h"
+#include "util/sys.h"
+
+static inline uint64_t pow2_up(uint64_t x)
+{
+	return x <= 1 ? 1 : UINT64_C(1) << (64 - __builtin_clzll(x - 1));
+}
+
+static inline unsigned log2_of(uint64_t x)
+{
+	return 63 - (unsigned)__builtin_clzll(x);
+}
+
+static _Atomic uint64_t space_ids;
+
+static inline uint64_t to_bytes(const struct vfdma_iova_space *sp, uint64_t pages)
+{
+	/* saturate: a space may cover all 2^64 bytes */
+	return pages >> (64 - sp->shift) ? UINT64_MAX : pages << sp->shift;
+}
+
+static void space_free(struct vfdma_iova_space *sp)
+{
+	vfd_iova_cache_fini(sp);
+	for (unsigned k = 0; k < VFD_IOVA_NCLASS; k++)
+		vfd_livemap_fini(&sp->live[k]);
+	if (sp->tree.chunks)
+		vfd_itree_fini(&sp->tree);
+	vfd_free(sp->ranges);
+	pthread_mutex_destroy(&sp->lock);
+	vfd_free(sp);
+}
+
+static int insert_resv(struct vfdma_iova_space *sp, uint64_t pfn, uint64_t n)
+{
+	bool grew;
+	int rc = vfd_itree_prepare(&sp->tree, &grew);
+
+	if (rc)
+		return rc;
+	vfd_itree_insert(&sp->tree, pfn, n, VFD_IK_RESV);
+	return 0;
+}
+
+struct vfdma_iova_space *vfdma_iova_space_create(uint64_t granule,
+						 const struct vfdma_iova_range *ranges,
+						 size_t nr_ranges, unsigned int flags)
+{
+	struct vfdma_iova_space *sp;
+	unsigned shift;
+	size_t n = 0;
+
+	if (granule < 4096 || (granule & (granule - 1)) || !ranges || !nr_ranges ||
+	    (flags & ~VFDMA_IOVA_NOCACHE)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	for (size_t i = 0; i < nr_ranges; i++) {
+		if (ranges[i].first > ranges[i].last ||
+		    (i && ranges[i].first <= ranges[i - 1].last)) {
+			errno = EINVAL;
+			return NULL;
+		}
+	}
+	shift = log2_of(granule);
+	sp = vfd_calloc(1, sizeof(*sp));
+	if (!sp) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_init(&sp->lock, NULL);
+	sp->id = atomic_fetch_add_explicit(&space_ids, 1, memory_order_relaxed) + 1;
+	sp->granule = granule;
+	sp->shift = shift;
+	sp->nocache = flags & VFDMA_IOVA_NOCACHE;
+	for (unsigned i = 0; i < VFD_IOVA_NSLOT; i++)
+		atomic_init(&sp->slots[i], NULL);
+	sp->ranges = vfd_calloc(nr_ranges, sizeof(*sp->ranges));
+	if (!sp->ranges)
+		goto nomem;
+	for (size_t i = 0; i < nr_ranges; i++) {
+		uint64_t f = ranges[i].first, l = ranges[i].last, mask = granule - 1;
+		uint64_t lo = (f >> shift) + ((f & mask) != 0);
+		uint64_t hi = (l >> shift) + ((l & mask) == mask);
+		if (lo < hi) {
+			sp->ranges[n].lo = lo;
+			sp->ranges[n].hi = hi;
+			sp->usable_pages += hi - lo;
+			n++;
+		}
+	}
+	if (!n) {
+		space_free(sp);
+		errno = EINVAL;
+		return NULL;
+	}
+	sp->nranges = n;
+	sp->end_pfn = sp->ranges[n - 1].hi;
+	if (vfd_itree_init(&sp->tree))
+		goto nomem;
+	/* The anchor first, then the holes below and between the ranges. */
+	if (insert_resv(sp, sp->end_pfn, 0))
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t from = i ? sp->ranges[i - 1].hi : 0;
+		if (sp->ranges[i].lo > from && insert_resv(sp, from, sp->ranges[i].lo - from))
+			goto nomem;
+	}
+	for (unsigned k = 0; k < VFD_IOVA_NCLASS; k++)
+		vfd_livemap_init(&sp->live[k], (sp->end_pfn - 1) >> k);
+	VFD_DBG("iova: space %p granule %#llx, %zu ranges, %llu usable pages", (void *)sp,
+		(unsigned long long)granule, n, (unsigned long long)sp->usable_pages);
+	return sp;
+nomem:
+	space_free(sp);
+	errno = ENOMEM;
+	return NULL;
+}
+
+void vfdma_iova_space_destroy(struct vfdma_iova_space *sp)
+{
+	if (sp)
+		space_free(sp);
+}
+
+/* Last usable page under @limit, or -ERANGE. */
+static int limit_page(const struct vfdma_iova_space *sp, uint64_t limit, uint64_t *last)
+{
+	uint64_t mask = sp->granule - 1;
+	uint64_t l = limit >> sp->shift;
+
+	if ((limit & mask) != mask) {
+		if (!l)
+			return -ERANGE;
+		l--;
+	}
+	if (l < sp->ranges[0].lo)
+		return -ERANGE;
+	if (l >= sp->end_pfn)
+		l = sp->end_pfn - 1;
+	*last = l;
+	return 0;
+}
+
+static void mark_live(struct vfdma_iova_space *sp, unsigned k, uint64_t pfn)
+{
+	atomic_store_explicit(vfd_iova_live_byte(sp, k, pfn >> k), 1, memory_order_release);
+}
+
+static int tree_alloc(struct vfdma_iova_space *sp, const struct vfd_ifit *q, int k,
+		      uint64_t *pfn)
+{
+	bool grew;
+	int rc;
+
+	pthread_mutex_lock(&sp->lock);
+	rc = vfd_itree_find_fit(&sp->tree, q, pfn);
+	if (rc)
+		goto out;
+	rc = vfd_itree_prepare(&sp->tree, &grew);
+	if (rc)
+		goto out;
+	_Atomic uint8_t *b = NULL;
+	if (k >= 0) {
+		b = vfd_livemap_make(&sp->live[k], *pfn >> k);
+		if (!b) {
+			vfd_itree_unprepare(&sp->tree, grew);
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	vfd_itree_insert(&sp->tree, *pfn, q->s, k >= 0 ? VFD_IK_FAST : VFD_IK_ALLOC);
+	sp->nr_busy++;
+	sp->busy_pages += q->s;
+	if (b)
+		atomic_store_explicit(b, 1, memory_order_release);
+out:
+	pthread_mutex_unlock(&sp->lock);
+	return rc;
+}
+
+int vfdma_iova_alloc(struct vfdma_iova_space *sp, uint64_t size, uint64_t align,
+		     uint64_t limit, uint64_t *iova)
+{
+	struct vfd_ifit q;
+	uint64_t pfn;
+	int k = -1, rc;
+
+	if (!sp || !iova || !size || align < sp->granule || (align & (align - 1)))
+		return -EINVAL;
+	if (size > UINT64_MAX - (sp->granule - 1))
+		return -EOVERFLOW;
+	rc = limit_page(sp, limit, &q.last);
+	if (rc)
+		return rc;
+	q.s = (size + sp->granule - 1) >> sp->shift;
+	q.a = align >> sp->shift;
+	if (q.s <= VFDMA_IOVA_CACHED_MAX) {
+		q.s = pow2_up(q.s);
+		k = (int)log2_of(q.s);
+		if (q.a < q.s)
+			q.a = q.s;
+		if (!sp->nocache && q.a == q.s && vfd_iova_cache_get(sp, (unsigned)k, q.last, &pfn)) {
+			mark_live(sp, (unsigned)k, pfn);
+			*iova = pfn << sp->shift;
+			return 0;
+		}
+	}
+	rc = tree_alloc(sp, &q, k, &pfn);
+	if (rc == -ENOSPC && !sp->nocache) {
+		vfd_iova_cache_flush(sp);
+		rc = tree_alloc(sp, &q, k, &pfn);
+	}
+	if (rc)
+		return rc;
+	*iova = pfn << sp->shift;
+	return 0;
+}
+
+/* Pages of [iova, iova + size) after the common checks of fixed/reserve/free. */
+static int range_args(const struct vfdma_iova_space *sp, uint64_t iova, uint64_t size,
+		      uint64_t *pfn, uint64_t *n)
+{
+	if (!sp || !size || (iova & (sp->granule - 1)))
+		return -EINVAL;
+	if (size > UINT64_MAX - (sp->granule - 1))
+		return -EOVERFLOW;
+	*n = (size + sp->granule - 1) >> sp->shift;
+	*pfn = iova >> sp->shift;
+	if (*n - 1 > (UINT64_MAX >> sp->shift) - *pfn)
+		return -EOVERFLOW;
+	return 0;
+}
+
+static bool inside_one_range(const struct vfdma_iova_space *sp, uint64_t pfn, uint64_t n)
+{
+	size_t lo = 0, hi = sp->nranges;
+
+	while (lo < hi) { /* the first range ending past pfn */
+		size_t mid = (lo + hi) / 2;
+		if (sp->ranges[mid].hi <= pfn)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < sp->nranges && sp->ranges[lo].lo <= pfn && n <= sp->ranges[lo].hi - pfn;
+}
+
+static int place(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size, bool resv)
+{
+	uint64_t pfn, n;
+	enum vfd_ikind busy;
+	bool grew, flushed = false;
+	int rc = range_args(sp, iova, size, &pfn, &n);
+
+	if (rc)
+		return rc;
+	if (!inside_one_range(sp, pfn, n))
+		return -ERANGE;
+again:
+	pthread_mutex_lock(&sp->lock);
+	if (!vfd_itree_range_free(&sp->tree, pfn, n, &busy)) {
+		pthread_mutex_unlock(&sp->lock);
+		if (busy == VFD_IK_FAST && !sp->nocache && !flushed) {
+			/* maybe only cached blocks are in the way */
+			vfd_iova_cache_flush(sp);
+			flushed = true;
+			goto again;
+		}
+		return -EBUSY;
+	}
+	rc = vfd_itree_prepare(&sp->tree, &grew);
+	if (!rc) {
+		vfd_itree_insert(&sp->tree, pfn, n, resv ? VFD_IK_RESV : VFD_IK_ALLOC);
+		if (resv) {
+			sp->nr_resv++;
+			sp->resv_pages += n;
+		} else {
+			sp->nr_busy++;
+			sp->busy_pages += n;
+		}
+	}
+	pthread_mutex_unlock(&sp->lock);
+	return rc;
+}
+
+int vfdma_iova_alloc_fixed(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
+{
+	return place(sp, iova, size, false);
+}
+
+int vfdma_iova_reserve(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
+{
+	return place(sp, iova, size, true);
+}
+
+void vfd_iova_release_locked(struct vfdma_iova_space *sp, uint64_t pfn, unsigned k)
+{
+	vfd_itree_remove(&sp->tree, pfn);
+	sp->nr_busy--;
+	sp->busy_pages -= UINT64_C(1) << k;
+}
+
+int vfdma_iova_free(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
+{
+	uint64_t pfn, n, have;
+	enum vfd_ikind kind;
+	int rc = range_args(sp, iova, size, &pfn, &n);
+
+	if (rc)
+		return rc;
+	if (pfn >= sp->end_pfn)
+		return -ENOENT;
+	uint64_t c = n <= VFDMA_IOVA_CACHED_MAX ? pow2_up(n) : 0;
+	if (c && !(pfn & (c - 1))) {
+		unsigned k = log2_of(c);
+		_Atomic uint8_t *b = vfd_iova_live_byte(sp, k, pfn >> k);
+		uint8_t one = 1;
+		if (b && atomic_load_explicit(b, memory_order_relaxed) == 1 &&
+		    atomic_compare_exchange_strong_explicit(b, &one, 0, memory_order_acq_rel,
+							    memory_order_relaxed)) {
+			if (!sp->nocache) {
+				vfd_iova_cache_put(sp, k, pfn);
+				return 0;
+			}
+			pthread_mutex_lock(&sp->lock);
+			vfd_iova_release_locked(sp, pfn, k);
+			pthread_mutex_unlock(&sp->lock);
+			return 0;
+		}
+	}
+	/* Not a live small allocation of this size: ask the tree. */
+	pthread_mutex_lock(&sp->lock);
+	if (!vfd_itree_lookup(&sp->tree, pfn, &kind, &have)) {
+		rc = -ENOENT;
+	} else if (kind == VFD_IK_RESV) {
+		rc = -EPERM;
+	} else if (kind == VFD_IK_FAST) {
+		/* the user's copy is gone (cached, or being freed): double free */
+		rc = c == have ? -ENOENT : -EMSGSIZE;
+	} else if (have != n) {
+		rc = -EMSGSIZE;
+	} else {
+		vfd_itree_remove(&sp->tree, pfn);
+		sp->nr_busy--;
+		sp->busy_pages -= n;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&sp->lock);
+	return rc;
+}
+
+int vfdma_iova_flush(struct vfdma_iova_space *sp)
+{
+	if (!sp)
+		return -EINVAL;
+	vfd_iova_cache_flush(sp);
+	return 0;
+}
+
+int vfdma_iova_get_stats(struct vfdma_iova_space *sp, struct vfdma_iova_stats *st)
+{
+	uint64_t cb = 0, cp = 0, db, dp;
+	size_t cmem = 0, dmem, lmem = 0;
+
+	if (!sp || !st)
+		return -EINVAL;
+	vfd_iova_cache_count_slots(sp, &cb, &cp, &cmem);
+	pthread_mutex_lock(&sp->lock);
+	vfd_iova_cache_count_depot(sp, &db, &dp, &dmem);
+	for (unsigned k = 0; k < VFD_IOVA_NCLASS; k++)
+		lmem += sp->live[k].bytes;
+	memset(st, 0, sizeof(*st));
+	st->granule = sp->granule;
+	st->cached = cb + db;
+	st->allocs = sp->nr_busy - st->cached;
+	st->reservations = sp->nr_resv;
+	st->usable_bytes = to_bytes(sp, sp->usable_pages);
+	st->free_bytes = to_bytes(sp, sp->usable_pages - sp->resv_pages - sp->busy_pages + cp + dp);
+	st->largest_free = to_bytes(sp, vfd_itree_max_gap(&sp->tree));
+	st->metadata_bytes = sizeof(*sp) + sp->nranges * sizeof(*sp->ranges) +
+			     vfd_itree_mem(&sp->tree) + lmem + cmem + dmem;
+	pthread_mutex_unlock(&sp->lock);
+	return 0;
+}
+
+int vfd_iova_check(struct vfdma_iova_space *sp, const char **what)
+{
+	pthread_mutex_lock(&sp->lock);
+	int rc = vfd_itree_check(&sp->tree, what);
+	pthread_mutex_unlock(&sp->lock);
+	return rc;
+}
+
+struct walk_ctx {
+	int (*fn)(void *ctx, uint64_t start, uint64_t n, int kind);
+	void *ctx;
+};
+
+static int walk_fn(void *ctx, uint64_t start, uint64_t n, enum vfd_ikind kind)
+{
+	struct walk_ctx *w = ctx;
+	return w->fn(w->ctx, start, n, (int)kind);
+}
+
+int vfd_iova_walk(struct vfdma_iova_space *sp,
+		  int (*fn)(void *ctx, uint64_t start, uint64_t n, int kind), void *ctx)
+{
+	struct walk_ctx w = { fn, ctx };
+
+	pthread_mutex_lock(&sp->lock);
+	int rc = vfd_itree_walk(&sp->tree, walk_fn, &w);
+	pthread_mutex_unlock(&sp->lock);
+	return rc;
+}

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Domains, devices and the backend ops table (internal).
+ *
+ * The core (domain.c, map.c) owns everything that is the same for every
+ * backend: the IOVA allocator, the mapping table, batching and rollback,
+ * gathered and deferred unmap, the consistency check, range intersection
+ * on attach.  A backend only talks to its kernel interface (or, for sim, to
+ * the software IOMMU) through the ops below; the core never asks which
+ * backend it has.
+ *
+ * Locking.  dom->op_lock is a read-write lock: map, unmap, translate and
+ * flush hold it shared (so kernel calls of concurrent mappers run in
+ * parallel); device attach/detach, check and close hold it exclusive, so
+ * the backend and the table never change under them.  dom->lock (a mutex)
+ * protects the mapping table, the deferred queue and the device list, and
+ * is never held across a kernel call.  Backends whose own state is not
+ * thread-safe (sim's page table) serialise inside their ops.
+ */
+#ifndef VFDMA_IOMMU_DOMAIN_H
+#define VFDMA_IOMMU_DOMAIN_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vfdma/dma.h"
+#include "vfdma/iommu.h"
+#include "util/rbtree.h"
+
+struct vfdma_domain;
+struct vfdma_device;
+
+struct vfd_backend_ops {
+	const char *name;
+	enum vfdma_backend kind;
+	unsigned int dirty_caps; /* VFDMA_DIRTY_CAP_* the backend offers */
+
+	/*
+	 * Set up dom->be; report the first usable ranges and page sizes
+	 * through vfd_domain_set_ranges() and dom->pgsizes, and set
+	 * dom->be_ready if maps can be issued before any device is attached.
+	 */
+	int (*open)(struct vfdma_domain *dom);
+	void (*close)(struct vfdma_domain *dom);
+
+	/*
+	 * Open the VFIO device dev->bdf and attach it: on success dev->fd is
+	 * its VFIO device fd and dom->be_ready is set.  NULL: the backend
+	 * has no PCI devices (sim).  Called with op_lock held exclusive.
+	 */
+	int (*device_attach)(struct vfdma_domain *dom, struct vfdma_device *dev);
+	void (*device_detach)(struct vfdma_domain *dom, struct vfdma_device *dev);
+
+	/*
+	 * The usable ranges and page sizes as the kernel reports them now
+	 * (after attaches): a vfd_malloc'd array in *ranges.
+	 */
+	int (*query)(struct vfdma_domain *dom, struct vfdma_iova_range **ranges, size_t *n,
+		     uint64_t *pgsizes);
+
+	/* Map one contiguous run; all or nothing. */
+	int (*map)(struct vfdma_domain *dom, uint64_t iova, void *vaddr, uint64_t len,
+		   unsigned int prot);
+	/*
+	 * Unmap [iova, iova + len), which covers whole mappings, and make the
+	 * IOTLB forget them.  Returns the bytes the kernel says it unmapped
+	 * (the core treats any other figure than len as an inconsistency).
+	 */
+	int64_t (*unmap)(struct vfdma_domain *dom, uint64_t iova, uint64_t len);
+	/*
+	 * Is [iova, iova + len) mapped, to vaddr with prot?  1 yes, 0 no (or
+	 * not entirely), negative errno.  Called with op_lock exclusive.
+	 */
+	int (*probe)(struct vfdma_domain *dom, uint64_t iova, uint64_t len, void *vaddr,
+		     unsigned int prot);
+};
+
+/* One mapping: a run of the process's memory at a run of IOVA. */
+struct vfd_map {
+	struct vfd_rb_node by_iova;
+	struct vfd_rb_node by_va;
+	uint64_t iova;
+	uint64_t len;
+	uintptr_t va;
+	uint64_t va_max_end; /* augmented: largest va + len in the by_va subtree */
+	unsigned int prot;
+	bool fixed;	     /* IOVA given by the caller (alloc_fixed) */
+	struct vfd_map *next; /* deferred queue */
+};
+
+struct vfdma_domain {
+	const struct vfd_backend_ops *ops;
+	void *be; /* backend state */
+	struct vfdma_domain_opts opts;
+
+	pthread_rwlock_t op_lock;
+	pthread_mutex_t lock;
+
+	struct vfdma_iova_space *iova;
+	uint64_t granule;
+	uint64_t pgsizes;
+	uint64_t dma_limit;
+	struct vfdma_iova_range *ranges;
+	size_t nr_ranges;
+	bool be_ready; /* the backend can take maps now */
+
+	/* Mapping table (under lock). */
+	struct vfd_rb_root by_iova;
+	struct vfd_rb_root by_va;
+	uint64_t nr_maps;
+	uint64_t mapped_bytes;
+
+	/* Deferred unmaps (under lock). */
+	struct vfd_map *defer_head;
+	uint64_t defer_bytes;
+	uint32_t defer_entries;
+	uint64_t defer_oldest_ns;
+
+	/* Devices (under lock). */
+	struct vfdma_device *devices;
+	unsigned int nr_devices;
+
+	uint64_t kernel_map_calls;   /* atomic */
+	uint64_t kernel_unmap_calls; /* atomic */
+	int broken;		     /* atomic: 1 once inconsistent */
+};
+
+/* A BAR mapped into the process. */
+struct vfd_bar_map {
+	void *addr;
+	uint64_t len;
+};
+
+struct vfdma_device {
+	struct vfdma_domain *dom;
+	struct vfdma_device *next;
+	char bdf[16];
+	int fd;	  /* VFIO device fd; -1 for sim devices */
+	void *be; /* backend state of the device */
+	struct vfd_simdma *sim; /* sim devices: the DMA engine */
+
+	/* PCI access state (vfio_pci.c). */
+	struct vfd_bar_map bars[6];
+	int *irq_fds;
+	unsigned int nr_irq_fds;
+	int irq_type;
+};
+
+/* The backends. */
+extern const struct vfd_backend_ops vfd_sim_ops;
+extern const struct vfd_backend_ops vfd_type1_ops;
+extern const struct vfd_backend_ops vfd_iommufd_ops;
+extern const struct vfd_backend_ops vfd_noiommu_ops;
+
+/* Replace the domain's usable ranges (copied).  For backend open. */
+int vfd_domain_set_ranges(struct vfdma_domain *dom, const struct vfdma_iova_range *ranges,
+			  size_t n);
+
+/* Mark the domain broken, logging @what with addresses once. */
+void vfd_domain_mark_broken(struct vfdma_domain *dom, const char *what, uint64_t iova,
+			    uint64_t len, int64_t got);
+
+/* Map-layer helpers used by domain.c (map.c). */
+int vfd_map_replay(struct vfdma_domain *dom);
+int vfd_map_flush_locked_out(struct vfdma_domain *dom);
+void vfd_map_destroy_all(struct vfdma_domain *dom, int *first_err);
+int vfd_map_check(struct vfdma_domain *dom);
+bool vfd_map_overlaps(struct vfdma_domain *dom, uint64_t first, uint64_t last);
+void vfd_map_table_init(struct vfdma_domain *dom);
+
+/* For tests: the page table of a sim domain (NULL for other backends). */
+struct vfd_simpt *vfd_sim_domain_pt(struct vfdma_domain *dom);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t vfd_now_ns(void);
+
+#endif
