@@ -9,6 +9,8 @@
 #   headers     every public header compiles on its own, in C and in C++
 #   documented  every public function has a doc comment right above it
 #   hygiene     SPDX line on every source file; no exit()/abort() in lib/
+#   readme      the README's API example compiles against the installed
+#               tree and runs on the sim backend
 set -uo pipefail
 
 root=$VFDMA_ROOT build=$VFDMA_BUILD
@@ -29,8 +31,11 @@ t_install() {
 		$(pkg-config --cflags --libs libvfdma) >"$log" 2>&1 ||
 		{ fail install "build against the installed tree: $(tail -3 "$log")"; return; }
 	LD_LIBRARY_PATH=$pre/lib "$work/hello" >"$log" 2>&1 || { fail install "hello (shared): $(cat "$log")"; return; }
-	LD_LIBRARY_PATH=$pre/lib ldd "$work/hello" | grep -q "$pre/lib/libvfdma.so" ||
-		{ fail install "hello did not load the installed libvfdma.so"; return; }
+	# (not "ldd | grep -q": with pipefail, grep quitting early fails ldd)
+	local libs
+	libs=$(LD_LIBRARY_PATH=$pre/lib ldd "$work/hello")
+	[[ "$libs" == *"$pre/lib/libvfdma.so"* ]] ||
+		{ fail install "hello did not load the installed libvfdma.so: $libs"; return; }
 	# shellcheck disable=SC2046
 	"$cc" -std=gnu11 -Wall -Wextra -Werror -static "$root/test/build/hello.c" -o "$work/hello-static" \
 		$(pkg-config --cflags --static --libs libvfdma) >"$log" 2>&1 ||
@@ -95,12 +100,38 @@ t_documented() {
 
 t_hygiene() {
 	local missing calls
-	missing=$(cd "$root" && git ls-files -co --exclude-standard -- '*.c' '*.h' '*.cc' '*.sh' '*Makefile' '*.mk' configure |
+	local list=(git ls-files -co --exclude-standard)
+	git -C "$root" rev-parse --git-dir >/dev/null 2>&1 || list=(find . -path ./build -prune -o -type f -print)
+	missing=$(cd "$root" && "${list[@]}" | grep -E '\.(c|h|cc|sh|mk)$|Makefile$|^(\./)?configure$' |
 		while read -r x; do [ -f "$x" ] && ! head -3 "$x" | grep -q 'SPDX-License-Identifier: BSD-3-Clause' && echo "$x"; done)
 	[ -z "$missing" ] || { fail hygiene "no SPDX line: $(echo $missing)"; return; }
 	calls=$(grep -rnE '\b(exit|abort|_exit|assert)\s*\(' "$root/lib" --include='*.c' --include='*.h' | grep -v '^\s*/\?\*')
 	[ -z "$calls" ] || { fail hygiene "exit/abort/assert in the library: $calls"; return; }
 	pass hygiene
+}
+
+# The ```c block under "## The API in ten lines": includes on top, the rest
+# as the body of main().
+t_readme() {
+	local pre=$work/readme-prefix log=$work/readme.log
+	awk '/^## The API in ten lines/ {sec = 1} sec && /^```c/ {on = 1; next}
+	     on && /^```/ {exit} on {print}' "$root/README.md" >"$work/example.txt"
+	[ -s "$work/example.txt" ] || { fail readme "no C example found in README.md"; return; }
+	{
+		grep '^#include' "$work/example.txt"
+		echo '#include <stdlib.h>'
+		echo 'int main(void) {'
+		grep -v '^#include' "$work/example.txt"
+		echo 'return rc == 0 ? 0 : 1; }'
+	} >"$work/example.c"
+	make -s -C "$root" install PREFIX="$pre" >"$log" 2>&1 || { fail readme "make install"; return; }
+	# shellcheck disable=SC2046
+	"$cc" -std=gnu11 -Wall -Werror -Wno-unused-variable -static "$work/example.c" -o "$work/example" \
+		$(PKG_CONFIG_PATH=$pre/lib/pkgconfig pkg-config --cflags --static --libs libvfdma) >"$log" 2>&1 ||
+		{ fail readme "the example does not compile: $(head -5 "$log")"; return; }
+	VFDMA_BACKEND=sim "$work/example" >"$log" 2>&1 ||
+		{ fail readme "the example failed on the sim backend: $(head -5 "$log")"; return; }
+	pass readme
 }
 
 t_install
@@ -109,6 +140,7 @@ t_exports
 t_headers
 t_documented
 t_hygiene
+t_readme
 
 echo "$p $f $s" >"$VFDMA_COUNTS"
 [ "$f" -eq 0 ]
