@@ -26,10 +26,12 @@
  *     granules fits;
  * and place the block at the highest a-aligned address in that gap.
  * Cost: step 1 is O(log n) worst case, n being the number of allocations and
- * reservations, however fragmented the space.  Step 2 is O(log n) worst case
- * for naturally aligned power-of-two requests (s == a, which includes every
- * small size); for other shapes it prunes with necessary conditions and is
- * O(log n) in practice but not bounded by it.
+ * reservations, however fragmented the space.  Step 2 runs only when step 1
+ * finds nothing and a > 1; it is O(log n) worst case for naturally aligned
+ * power-of-two requests (s == a: every small size not given a larger
+ * alignment); for other shapes it prunes with necessary conditions (gap >= s,
+ * and a large enough aligned power-of-two block in the gap), which is fast in
+ * practice but not bounded by O(log n).  A failing call costs the same.
  *
  * Caches.  Unless VFDMA_IOVA_NOCACHE is given, freed small blocks go to a
  * per-thread magazine cache (with a shared depot, as in the kernel's rcache)
@@ -39,9 +41,17 @@
  * usable ranges, but not necessarily where the placement rule above says.
  *
  * Thread safety: every function may be called concurrently on the same space,
- * except vfdma_iova_space_destroy(), which must be the last call.
+ * except vfdma_iova_space_destroy(), which must be the last call.  Frees are
+ * validated on the fast path too: of two threads freeing the same block at
+ * once, exactly one succeeds.  Statistics are a snapshot, exact when no other
+ * call runs at the same time.
  *
- * Errors (negative errno; a failing call changes nothing):
+ * Errors (negative errno).  A failing call changes no allocation or
+ * reservation; with caches, a call that found no room (-ENOSPC, -EBUSY) may
+ * have flushed the caches on the way, which only moves cached blocks back to
+ * the free space.  With caches, a free of an already freed block with a size
+ * other than its own reports -EMSGSIZE rather than -ENOENT while the block
+ * sits in a cache.
  * | errno        | meaning                                                        |
  * |--------------|----------------------------------------------------------------|
  * | -EINVAL      | NULL space or output pointer, unknown flag, size 0, alignment not a power of two or below the granule, address not granule-aligned |
@@ -50,7 +60,7 @@
  * | -EBUSY       | fixed/reserved range overlaps an allocation or a reservation  |
  * | -ENOSPC      | no free block fits (after flushing the caches)                 |
  * | -ENOENT      | free: no live allocation starts at this address (never allocated, or already freed: a double free) |
- * | -EPERM       | free: the address is the start of a reservation               |
+ * | -EPERM       | free: the address is the start of a reservation or of a hole   |
  * | -EMSGSIZE    | free: the size does not match the allocation (partial free)    |
  * | -ENOMEM      | out of memory for metadata                                     |
  */
@@ -76,6 +86,18 @@ struct vfdma_iova_range {
 /** Flag for vfdma_iova_space_create(): no per-thread caches (exact placement). */
 #define VFDMA_IOVA_NOCACHE (1u << 0)
 
+/**
+ * Flag for vfdma_iova_space_create(): track live small allocations with one
+ * byte per block instead of one bit.  The free fast path validates a free
+ * against this map without taking a lock.  With a bit (the default), marking
+ * an allocation is an atomic read-modify-write of a byte shared by 8
+ * neighbouring blocks; with a byte of its own it is a plain store, and
+ * neighbours never share a byte, for 8-12 more bytes of metadata per
+ * allocation.  Measured on one thread the two cost the same (see
+ * docs/PERFORMANCE.md); the flag is for heavily threaded users to try.
+ */
+#define VFDMA_IOVA_BYTEMAP (1u << 1)
+
 /** Largest size, in granules, served by the caches (rounded to a power of two). */
 #define VFDMA_IOVA_CACHED_MAX 32
 
@@ -97,7 +119,7 @@ struct vfdma_iova_stats {
  * @param ranges  usable ranges, sorted by address and not overlapping; each is
  *                clipped inward to the granule, and ranges that vanish are ignored
  * @param nr_ranges  number of entries in @p ranges (at least one must remain)
- * @param flags  0 or VFDMA_IOVA_NOCACHE
+ * @param flags  0, or VFDMA_IOVA_NOCACHE and/or VFDMA_IOVA_BYTEMAP
  * @return the space, or NULL with errno: EINVAL (bad granule, flags, no range,
  *         unsorted or overlapping ranges, first > last), ENOMEM.
  */
@@ -146,7 +168,8 @@ int vfdma_iova_reserve(struct vfdma_iova_space *space, uint64_t iova, uint64_t s
  * @param size  the size given when allocating (or one that rounds the same)
  * @return 0; -EINVAL (NULL space, unaligned address, size 0), -EOVERFLOW,
  *         -ENOENT (no live allocation starts here: never allocated or double
- *         free), -EPERM (a reservation starts here), -EMSGSIZE (partial free).
+ *         free), -EPERM (a reservation or a hole starts here), -EMSGSIZE
+ *         (partial free: the size does not round to the allocation's size).
  */
 int vfdma_iova_free(struct vfdma_iova_space *space, uint64_t iova, uint64_t size);
 

@@ -17,6 +17,8 @@
 #include "vfdma/iova.h"
 #include "vfdma/iommu.h"
 #include "vfdma/dma.h"
+#include "vfdma/pci.h"
 #include "vfdma/sim.h"
+#include "vfdma/dirty.h"
 
 #endif

@@ -12,10 +12,11 @@
 #include "util/log.h"
 #include "util/sys.h"
 
-static inline uint64_t pow2_up(uint64_t x)
-{
-	return x <= 1 ? 1 : UINT64_C(1) << (64 - __builtin_clzll(x - 1));
-}
+/* Order of the power of two a small size (1..32 granules) rounds up to. */
+static const uint8_t small_order[VFDMA_IOVA_CACHED_MAX + 1] = {
+	0, 0, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4,
+	5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,
+};
 
 static inline unsigned log2_of(uint64_t x)
 {
@@ -35,7 +36,7 @@ static void space_free(struct vfdma_iova_space *sp)
 	vfd_iova_cache_fini(sp);
 	for (unsigned k = 0; k < VFD_IOVA_NCLASS; k++)
 		vfd_livemap_fini(&sp->live[k]);
-	if (sp->tree.chunks)
+	if (sp->tree.nodes)
 		vfd_itree_fini(&sp->tree);
 	vfd_free(sp->ranges);
 	pthread_mutex_destroy(&sp->lock);
@@ -62,7 +63,7 @@ struct vfdma_iova_space *vfdma_iova_space_create(uint64_t granule,
 	size_t n = 0;
 
 	if (granule < 4096 || (granule & (granule - 1)) || !ranges || !nr_ranges ||
-	    (flags & ~VFDMA_IOVA_NOCACHE)) {
+	    (flags & ~(VFDMA_IOVA_NOCACHE | VFDMA_IOVA_BYTEMAP))) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -84,6 +85,7 @@ struct vfdma_iova_space *vfdma_iova_space_create(uint64_t granule,
 	sp->granule = granule;
 	sp->shift = shift;
 	sp->nocache = flags & VFDMA_IOVA_NOCACHE;
+	sp->compact = !(flags & VFDMA_IOVA_BYTEMAP);
 	for (unsigned i = 0; i < VFD_IOVA_NSLOT; i++)
 		atomic_init(&sp->slots[i], NULL);
 	sp->ranges = vfd_calloc(nr_ranges, sizeof(*sp->ranges));
@@ -118,7 +120,7 @@ struct vfdma_iova_space *vfdma_iova_space_create(uint64_t granule,
 			goto nomem;
 	}
 	for (unsigned k = 0; k < VFD_IOVA_NCLASS; k++)
-		vfd_livemap_init(&sp->live[k], (sp->end_pfn - 1) >> k);
+		vfd_livemap_init(&sp->live[k], (sp->end_pfn - 1) >> k >> (sp->compact ? 3 : 0));
 	VFD_DBG("iova: space %p granule %#llx, %zu ranges, %llu usable pages", (void *)sp,
 		(unsigned long long)granule, n, (unsigned long long)sp->usable_pages);
 	return sp;
@@ -153,9 +155,48 @@ static int limit_page(const struct vfdma_iova_space *sp, uint64_t limit, uint64_
 	return 0;
 }
 
+/*
+ * Where block pfn of class k lives in the live map: one bit of a byte shared
+ * by 8 neighbours, or with VFDMA_IOVA_BYTEMAP a byte of its own.
+ */
+static inline uint64_t live_index(const struct vfdma_iova_space *sp, unsigned k, uint64_t pfn,
+				  uint8_t *mask)
+{
+	uint64_t idx = pfn >> k;
+
+	*mask = sp->compact ? (uint8_t)(1u << (idx & 7)) : 1;
+	return sp->compact ? idx >> 3 : idx;
+}
+
+/* Mark a block live; its byte exists.  A byte of its own is only written
+ * by whoever holds the block: a plain store.  A shared byte needs an
+ * atomic read-modify-write. */
+static inline void set_live(const struct vfdma_iova_space *sp, _Atomic uint8_t *b, uint8_t mask)
+{
+	if (sp->compact)
+		atomic_fetch_or_explicit(b, mask, memory_order_release);
+	else
+		atomic_store_explicit(b, 1, memory_order_release);
+}
+
 static void mark_live(struct vfdma_iova_space *sp, unsigned k, uint64_t pfn)
 {
-	atomic_store_explicit(vfd_iova_live_byte(sp, k, pfn >> k), 1, memory_order_release);
+	uint8_t mask;
+	uint64_t idx = live_index(sp, k, pfn, &mask);
+	set_live(sp, vfd_iova_live_byte(sp, k, idx), mask);
+}
+
+/* Clear a live mark; false if it was not set (never allocated, freed). */
+static inline bool clear_live(_Atomic uint8_t *b, uint8_t mask)
+{
+	uint8_t v = atomic_load_explicit(b, memory_order_relaxed);
+
+	while (v & mask) {
+		if (atomic_compare_exchange_weak_explicit(b, &v, v & (uint8_t)~mask,
+							  memory_order_acq_rel, memory_order_relaxed))
+			return true;
+	}
+	return false;
 }
 
 static int tree_alloc(struct vfdma_iova_space *sp, const struct vfd_ifit *q, int k,
@@ -172,8 +213,9 @@ static int tree_alloc(struct vfdma_iova_space *sp, const struct vfd_ifit *q, int
 	if (rc)
 		goto out;
 	_Atomic uint8_t *b = NULL;
+	uint8_t mask = 0;
 	if (k >= 0) {
-		b = vfd_livemap_make(&sp->live[k], *pfn >> k);
+		b = vfd_livemap_make(&sp->live[k], live_index(sp, (unsigned)k, *pfn, &mask));
 		if (!b) {
 			vfd_itree_unprepare(&sp->tree, grew);
 			rc = -ENOMEM;
@@ -184,7 +226,7 @@ static int tree_alloc(struct vfdma_iova_space *sp, const struct vfd_ifit *q, int
 	sp->nr_busy++;
 	sp->busy_pages += q->s;
 	if (b)
-		atomic_store_explicit(b, 1, memory_order_release);
+		set_live(sp, b, mask);
 out:
 	pthread_mutex_unlock(&sp->lock);
 	return rc;
@@ -207,8 +249,8 @@ int vfdma_iova_alloc(struct vfdma_iova_space *sp, uint64_t size, uint64_t align,
 	q.s = (size + sp->granule - 1) >> sp->shift;
 	q.a = align >> sp->shift;
 	if (q.s <= VFDMA_IOVA_CACHED_MAX) {
-		q.s = pow2_up(q.s);
-		k = (int)log2_of(q.s);
+		k = small_order[q.s];
+		q.s = UINT64_C(1) << k;
 		if (q.a < q.s)
 			q.a = q.s;
 		if (!sp->nocache && q.a == q.s && vfd_iova_cache_get(sp, (unsigned)k, q.last, &pfn)) {
@@ -218,10 +260,8 @@ int vfdma_iova_alloc(struct vfdma_iova_space *sp, uint64_t size, uint64_t align,
 		}
 	}
 	rc = tree_alloc(sp, &q, k, &pfn);
-	if (rc == -ENOSPC && !sp->nocache) {
-		vfd_iova_cache_flush(sp);
+	if (rc == -ENOSPC && !sp->nocache && vfd_iova_cache_flush(sp))
 		rc = tree_alloc(sp, &q, k, &pfn);
-	}
 	if (rc)
 		return rc;
 	*iova = pfn << sp->shift;
@@ -322,14 +362,13 @@ int vfdma_iova_free(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
 		return rc;
 	if (pfn >= sp->end_pfn)
 		return -ENOENT;
-	uint64_t c = n <= VFDMA_IOVA_CACHED_MAX ? pow2_up(n) : 0;
+	unsigned k = n <= VFDMA_IOVA_CACHED_MAX ? small_order[n] : 0;
+	uint64_t c = n <= VFDMA_IOVA_CACHED_MAX ? UINT64_C(1) << k : 0;
 	if (c && !(pfn & (c - 1))) {
-		unsigned k = log2_of(c);
-		_Atomic uint8_t *b = vfd_iova_live_byte(sp, k, pfn >> k);
-		uint8_t one = 1;
-		if (b && atomic_load_explicit(b, memory_order_relaxed) == 1 &&
-		    atomic_compare_exchange_strong_explicit(b, &one, 0, memory_order_acq_rel,
-							    memory_order_relaxed)) {
+		uint8_t mask;
+		uint64_t idx = live_index(sp, k, pfn, &mask);
+		_Atomic uint8_t *b = vfd_iova_live_byte(sp, k, idx);
+		if (b && clear_live(b, mask)) {
 			if (!sp->nocache) {
 				vfd_iova_cache_put(sp, k, pfn);
 				return 0;

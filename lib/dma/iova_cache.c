@@ -74,11 +74,14 @@ static bool mag_pop(struct vfd_mag *m, unsigned k, uint64_t last, uint64_t *pfn)
 	return false;
 }
 
-static void mag_release_locked(struct vfdma_iova_space *sp, struct vfd_mag *m, unsigned k)
+static uint64_t mag_release_locked(struct vfdma_iova_space *sp, struct vfd_mag *m, unsigned k)
 {
-	for (uint64_t i = 0; i < m->n; i++)
+	uint64_t n = m->n;
+
+	for (uint64_t i = 0; i < n; i++)
 		vfd_iova_release_locked(sp, m->pfn[i], k);
 	m->n = 0;
+	return n;
 }
 
 bool vfd_iova_cache_get_slow(struct vfdma_iova_space *sp, struct vfd_islot *sl, unsigned k,
@@ -156,28 +159,34 @@ void vfd_iova_cache_put_slow(struct vfdma_iova_space *sp, struct vfd_islot *sl, 
 	vfd_slot_unlock(sl);
 }
 
-void vfd_iova_cache_flush(struct vfdma_iova_space *sp)
+uint64_t vfd_iova_cache_flush(struct vfdma_iova_space *sp)
 {
 	struct vfd_depot *d = &sp->depot;
+	uint64_t released = 0;
 
 	for (unsigned i = 0; i < VFD_IOVA_NSLOT; i++) {
 		struct vfd_islot *sl = atomic_load_explicit(&sp->slots[i], memory_order_acquire);
 		if (!sl)
 			continue;
 		vfd_slot_lock(sl);
-		pthread_mutex_lock(&sp->lock);
-		for (unsigned k = 0; k < VFD_IOVA_NCLASS; k++) {
-			mag_release_locked(sp, sl->cur[k], k);
-			mag_release_locked(sp, sl->prev[k], k);
+		bool any = false;
+		for (unsigned k = 0; k < VFD_IOVA_NCLASS && !any; k++)
+			any = sl->cur[k]->n || sl->prev[k]->n;
+		if (any) {
+			pthread_mutex_lock(&sp->lock);
+			for (unsigned k = 0; k < VFD_IOVA_NCLASS; k++) {
+				released += mag_release_locked(sp, sl->cur[k], k);
+				released += mag_release_locked(sp, sl->prev[k], k);
+			}
+			pthread_mutex_unlock(&sp->lock);
 		}
-		pthread_mutex_unlock(&sp->lock);
 		vfd_slot_unlock(sl);
 	}
 	pthread_mutex_lock(&sp->lock);
 	for (unsigned k = 0; k < VFD_IOVA_NCLASS; k++) {
 		while (d->nfull[k]) {
 			struct vfd_mag *m = d->full[k][--d->nfull[k]];
-			mag_release_locked(sp, m, k);
+			released += mag_release_locked(sp, m, k);
 			if (d->nspare < VFD_SPARE_MAX) {
 				d->spare[d->nspare++] = m;
 			} else {
@@ -187,6 +196,7 @@ void vfd_iova_cache_flush(struct vfdma_iova_space *sp)
 		}
 	}
 	pthread_mutex_unlock(&sp->lock);
+	return released;
 }
 
 void vfd_iova_cache_count_slots(struct vfdma_iova_space *sp, uint64_t *blocks,

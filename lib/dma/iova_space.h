@@ -55,6 +55,7 @@ struct vfdma_iova_space {
 	uint64_t granule;
 	unsigned shift;
 	bool nocache;
+	bool compact; /* live map: a bit per block (default) or a byte (BYTEMAP) */
 	uint64_t end_pfn; /* one past the highest usable page: the anchor */
 	uint64_t usable_pages;
 	struct vfd_prange *ranges;
@@ -126,7 +127,7 @@ static inline _Atomic uint8_t *vfd_iova_live_byte(struct vfdma_iova_space *sp, u
 						  uint64_t idx)
 {
 	struct vfd_iova_tls *t = vfd_iova_tls_for(sp);
-	uint64_t tag = idx >> VFD_LIVE_LEAF_BITS, off = idx & ((1u << VFD_LIVE_LEAF_BITS) - 1);
+	uint64_t tag = idx >> VFD_LIVE_LEAF_BITS, off = vfd_livemap_pos(idx);
 
 	if (__builtin_expect(t->tag[k] == tag, 1))
 		return t->leaf[k] + off;
@@ -194,7 +195,8 @@ static inline void vfd_iova_cache_put(struct vfdma_iova_space *sp, unsigned k, u
 	vfd_iova_cache_put_slow(sp, sl, k, pfn); /* unlocks */
 }
 
-void vfd_iova_cache_flush(struct vfdma_iova_space *sp);
+/* Return every cached block to the tree; returns how many there were. */
+uint64_t vfd_iova_cache_flush(struct vfdma_iova_space *sp);
 /* Cached blocks and pages; takes the slot locks, not the space lock. */
 void vfd_iova_cache_count_slots(struct vfdma_iova_space *sp, uint64_t *blocks,
 				uint64_t *pages, size_t *mem);

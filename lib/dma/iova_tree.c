@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The augmented left-leaning red-black tree behind the IOVA allocator (see
- * iova_tree.h for the layout).  Insertion and deletion follow Sedgewick's
- * left-leaning red-black tree, written recursively over node indices; every
- * node on the way back up is rebalanced and has its subtree aggregates
- * recomputed, which is all the augmentation needs, because the only nodes
- * whose own gap changes (the successor of an inserted or removed node) are
- * always on that path.
+ * The augmented red-black tree behind the IOVA allocator (see iova_tree.h for
+ * the layout).  Nodes have no parent link: insertion and deletion descend
+ * from the root recording the path (at most 2 log2 n deep) and rebalance
+ * bottom-up along it (the classic insert and delete fix-ups).  Augmentation:
+ * the only nodes whose own gap changes are the inserted or removed node and
+ * its successor, and both are on the recorded path, so aggregates are
+ * recomputed along the path, then rotations recompute the nodes they move.
+ * (A first version used Sedgewick's left-leaning variant, recursive; its
+ * extra rotations and its full walk back up cost 2-3x more.)
  */
 #include <errno.h>
 #include <string.h>
@@ -14,33 +16,7 @@
 #include "dma/iova_tree.h"
 #include "util/sys.h"
 
-#define VAL_MASK ((UINT64_C(1) << 56) - 1)
-#define RED_BIT (UINT64_C(1) << 56)
-#define KIND_SHIFT 57
-#define ORD_SHIFT 56
-#define CHUNK_MASK (VFD_ITREE_CHUNK_NODES - 1)
-#define MAX_CHUNKS (UINT32_C(1) << (32 - VFD_ITREE_CHUNK_SHIFT))
-#define MAX_DEPTH 128
-
-static inline struct vfd_inode *N(const struct vfd_itree *t, uint32_t i)
-{
-	return &t->chunks[i >> VFD_ITREE_CHUNK_SHIFT][i & CHUNK_MASK];
-}
-
-static inline uint64_t start_of(const struct vfd_inode *n) { return n->w0 & VAL_MASK; }
-static inline uint64_t gap_of(const struct vfd_inode *n) { return n->w1 & VAL_MASK; }
-static inline unsigned ord_of(const struct vfd_inode *n) { return (unsigned)(n->w1 >> ORD_SHIFT); }
-static inline uint64_t maxgap_of(const struct vfd_inode *n) { return n->w2 & VAL_MASK; }
-static inline unsigned maxord_of(const struct vfd_inode *n) { return (unsigned)(n->w2 >> ORD_SHIFT); }
-static inline enum vfd_ikind kind_of(const struct vfd_inode *n)
-{
-	return (enum vfd_ikind)((n->w0 >> KIND_SHIFT) & 3);
-}
-
-static inline bool red(const struct vfd_itree *t, uint32_t i)
-{
-	return i && (N(t, i)->w0 & RED_BIT);
-}
+#include "dma/iova_tree_impl.h"
 
 unsigned vfd_block_ordp1(uint64_t lo, uint64_t hi)
 {
@@ -81,62 +57,58 @@ static inline void update(struct vfd_itree *t, uint32_t i)
 int vfd_itree_init(struct vfd_itree *t)
 {
 	memset(t, 0, sizeof(*t));
-	t->chunks = vfd_calloc(8, sizeof(*t->chunks));
-	if (!t->chunks)
+	t->nodes = vfd_calloc(VFD_ITREE_INITIAL_NODES, sizeof(*t->nodes));
+	if (!t->nodes)
 		return -ENOMEM;
-	t->chunk_cap = 8;
-	t->chunks[0] = vfd_calloc(VFD_ITREE_CHUNK_NODES, sizeof(struct vfd_inode));
-	if (!t->chunks[0]) {
-		vfd_free(t->chunks);
-		t->chunks = NULL;
-		return -ENOMEM;
-	}
-	t->nchunks = 1;
+	t->cap = VFD_ITREE_INITIAL_NODES;
 	t->next_fresh = 1; /* index 0 is the nil sentinel */
 	return 0;
 }
 
 void vfd_itree_fini(struct vfd_itree *t)
 {
-	for (uint32_t c = 0; c < t->nchunks; c++)
-		vfd_free(t->chunks[c]);
-	vfd_free(t->chunks);
+	vfd_free(t->nodes);
 	memset(t, 0, sizeof(*t));
 }
 
 size_t vfd_itree_mem(const struct vfd_itree *t)
 {
-	return (size_t)t->nchunks * VFD_ITREE_CHUNK_NODES * sizeof(struct vfd_inode) +
-	       (size_t)t->chunk_cap * sizeof(*t->chunks);
+	return (size_t)t->cap * sizeof(struct vfd_inode);
 }
 
+/*
+ * The array grows by an eighth (at least 4096 nodes), so that at most ~12%
+ * of it is slack; large reallocs move pages (mremap), they do not copy.
+ */
 int vfd_itree_prepare(struct vfd_itree *t, bool *grew)
 {
 	*grew = false;
-	if (t->free_head || t->next_fresh < t->nchunks * VFD_ITREE_CHUNK_NODES)
+	if (t->free_head || t->next_fresh < t->cap)
 		return 0;
-	if (t->nchunks == MAX_CHUNKS)
+	uint64_t cap = t->cap + (t->cap / 8 > 4096 ? t->cap / 8 : 4096);
+	cap = (cap + 4095) & ~(uint64_t)4095;
+	if (cap > MAX_NODES)
 		return -ENOMEM;
-	if (t->nchunks == t->chunk_cap) {
-		uint32_t cap = t->chunk_cap * 2;
-		struct vfd_inode **c = vfd_realloc(t->chunks, cap * sizeof(*c));
-		if (!c)
-			return -ENOMEM;
-		t->chunks = c;
-		t->chunk_cap = cap;
-	}
-	struct vfd_inode *chunk = vfd_malloc(VFD_ITREE_CHUNK_NODES * sizeof(*chunk));
-	if (!chunk)
+	struct vfd_inode *n = vfd_realloc(t->nodes, cap * sizeof(*n));
+	if (!n)
 		return -ENOMEM;
-	t->chunks[t->nchunks++] = chunk;
+	t->nodes = n;
+	t->prev_cap = t->cap;
+	t->cap = (uint32_t)cap;
 	*grew = true;
 	return 0;
 }
 
 void vfd_itree_unprepare(struct vfd_itree *t, bool grew)
 {
-	if (grew)
-		vfd_free(t->chunks[--t->nchunks]);
+	if (!grew)
+		return;
+	/* shrinking cannot really fail; if it does, the array stays larger */
+	struct vfd_inode *n = vfd_realloc(t->nodes, (size_t)t->prev_cap * sizeof(*n));
+	if (n) {
+		t->nodes = n;
+		t->cap = t->prev_cap;
+	}
 }
 
 static uint32_t node_get(struct vfd_itree *t)
@@ -147,7 +119,7 @@ static uint32_t node_get(struct vfd_itree *t)
 		t->free_head = N(t, i)->left;
 	else
 		i = t->next_fresh++;
-	t->nodes++;
+	t->nodes_live++;
 	return i;
 }
 
@@ -159,18 +131,10 @@ static void node_put(struct vfd_itree *t, uint32_t i)
 	n->right = 0;
 	n->left = t->free_head;
 	t->free_head = i;
-	t->nodes--;
+	t->nodes_live--;
 }
 
 /* ---- red-black mechanics over a recorded root-to-node path ---- */
-
-/* Recompute h's subtree aggregates; true if they changed. */
-static inline bool update_changed(struct vfd_itree *t, uint32_t h)
-{
-	uint64_t old = N(t, h)->w2;
-	update(t, h);
-	return N(t, h)->w2 != old;
-}
 
 static inline void set_red(struct vfd_itree *t, uint32_t i, bool r)
 {
@@ -219,15 +183,36 @@ static uint32_t rot_right(struct vfd_itree *t, uint32_t p, uint32_t h)
 }
 
 /*
- * Recompute aggregates along path[0..top] bottom-up: unconditionally from
- * path[top] up to path[dirty] (the highest node whose own gap changed), then
- * only while something changes.
+ * Recompute aggregates along path[0..top] bottom-up: fully from path[top] up
+ * to path[dirty] (the highest node whose own gap changed), then only while
+ * something changes.  Above dirty only one child of each node changed, in a
+ * known direction, which saves reading the other child (a cache miss in a
+ * large tree): when gaps only grew (a removal), the new value is the max of
+ * the old one and the child's; when they only shrank (an insertion), the node
+ * only needs recomputing where its value came from that child.
  */
-static void propagate(struct vfd_itree *t, const uint32_t *path, int top, int dirty)
+static void propagate(struct vfd_itree *t, const uint32_t *path, int top, int dirty, bool grow)
 {
-	for (int i = top; i >= 0; i--)
-		if (!update_changed(t, path[i]) && i < dirty)
+	uint64_t cold = 0, cnew = 0; /* the path child's aggregate before and after */
+
+	for (int i = top; i >= 0; i--) {
+		struct vfd_inode *n = N(t, path[i]);
+		uint64_t old = n->w2;
+		if (i >= dirty || i == top) {
+			update(t, path[i]);
+		} else if (grow) {
+			uint64_t g = maxgap_of(n) > (cnew & VAL_MASK) ? maxgap_of(n) : (cnew & VAL_MASK);
+			unsigned o = maxord_of(n) > (cnew >> ORD_SHIFT) ? maxord_of(n)
+								       : (unsigned)(cnew >> ORD_SHIFT);
+			n->w2 = g | ((uint64_t)o << ORD_SHIFT);
+		} else if ((old & VAL_MASK) == (cold & VAL_MASK) || (old >> ORD_SHIFT) == (cold >> ORD_SHIFT)) {
+			update(t, path[i]);
+		}
+		if (n->w2 == old && i < dirty)
 			break;
+		cold = old;
+		cnew = n->w2;
+	}
 }
 
 static void insert_fixup(struct vfd_itree *t, uint32_t *path, int i)
@@ -459,6 +444,9 @@ static uint32_t search(const struct fit *f, uint32_t h, bool bounded)
 {
 	while (h) {
 		const struct vfd_inode *n = N(f->t, h);
+		/* both children are looked at next: fetch them in parallel */
+		__builtin_prefetch(N(f->t, n->left));
+		__builtin_prefetch(N(f->t, n->right));
 		if (!can(f, n))
 			return 0;
 		if (bounded && start_of(n) > f->end) {
@@ -506,7 +494,10 @@ int vfd_itree_find_fit(const struct vfd_itree *t, const struct vfd_ifit *q, uint
 		.need = q->s + q->a - 1,
 		.mode = FIT_ROOMY,
 	};
-	uint32_t yb = succ_of(t, q->last, NULL); /* first node starting past the limit */
+	/* first node starting past the limit: usually the anchor, no search */
+	uint32_t yb = q->last < start_of(N(t, t->last)) && q->last + 1 >= start_of(N(t, t->last))
+			      ? t->last
+			      : succ_of(t, q->last, NULL);
 
 	if (phase(&f, yb, pfn))
 		return 0;
@@ -556,6 +547,8 @@ void vfd_itree_insert(struct vfd_itree *t, uint64_t pfn, uint64_t n, enum vfd_ik
 	}
 	set_gap(zn, pfn - lo);
 	zn->w2 = zn->w1;
+	if (!y)
+		t->last = z;
 	if (!d) {
 		t->root = z;
 	} else if (pfn < start_of(N(t, path[d - 1]))) {
@@ -563,7 +556,7 @@ void vfd_itree_insert(struct vfd_itree *t, uint64_t pfn, uint64_t n, enum vfd_ik
 	} else {
 		N(t, path[d - 1])->right = z;
 	}
-	propagate(t, path, d - 1, iy < 0 ? d - 1 : iy);
+	propagate(t, path, d - 1, iy < 0 ? d - 1 : iy, false);
 	path[d] = z;
 	insert_fixup(t, path, d);
 }
@@ -619,6 +612,8 @@ void vfd_itree_remove(struct vfd_itree *t, uint64_t pfn)
 	bool was_black = !(rn->w0 & RED_BIT);
 
 	relink(t, pr, r, c);
+	if (r == t->last)
+		t->last = z; /* the highest node's payload moved into z */
 	node_put(t, r);
 	/* Aggregates: nodes whose own gap changed and everything above them. */
 	int dirty;
@@ -632,158 +627,7 @@ void vfd_itree_remove(struct vfd_itree *t, uint64_t pfn)
 	} else {
 		dirty = iy; /* z spliced out; y is an ancestor */
 	}
-	propagate(t, path, ir - 1, dirty);
+	propagate(t, path, ir - 1, dirty, true);
 	if (was_black)
 		delete_fixup(t, path, ir, c, c_left);
-}
-
-/* ---- walking and checking ---- */
-
-int vfd_itree_walk(const struct vfd_itree *t,
-		   int (*fn)(void *ctx, uint64_t start, uint64_t n, enum vfd_ikind kind),
-		   void *ctx)
-{
-	uint32_t stack[MAX_DEPTH];
-	unsigned sp = 0;
-	uint32_t h = t->root, prev = 0;
-	int rc;
-
-	for (;;) {
-		while (h) {
-			if (sp == MAX_DEPTH)
-				return -EOVERFLOW;
-			stack[sp++] = h;
-			h = N(t, h)->left;
-		}
-		if (!sp)
-			break;
-		h = stack[--sp];
-		if (prev) {
-			const struct vfd_inode *pn = N(t, prev), *hn = N(t, h);
-			rc = fn(ctx, start_of(pn), start_of(hn) - gap_of(hn) - start_of(pn),
-				kind_of(pn));
-			if (rc)
-				return rc;
-		}
-		prev = h;
-		h = N(t, h)->right;
-	}
-	if (prev)
-		return fn(ctx, start_of(N(t, prev)), 0, kind_of(N(t, prev)));
-	return 0;
-}
-
-struct check {
-	const struct vfd_itree *t;
-	const char *what;
-	uint32_t count;
-};
-
-/* Red-black rules and aggregates; returns the black height, or -1. */
-static int check_rec(struct check *c, uint32_t h, unsigned depth)
-{
-	const struct vfd_itree *t = c->t;
-
-	if (!h)
-		return 0;
-	if (depth > MAX_DEPTH) {
-		c->what = "tree too deep";
-		return -1;
-	}
-	const struct vfd_inode *n = N(t, h);
-	if (kind_of(n) == VFD_IK_UNUSED) {
-		c->what = "unused node in tree";
-		return -1;
-	}
-	if (red(t, h) && (red(t, n->left) || red(t, n->right))) {
-		c->what = "two reds in a row";
-		return -1;
-	}
-	if ((n->left && start_of(N(t, n->left)) >= start_of(n)) ||
-	    (n->right && start_of(N(t, n->right)) <= start_of(n))) {
-		c->what = "keys out of order";
-		return -1;
-	}
-	int bl = check_rec(c, n->left, depth + 1);
-	if (bl < 0)
-		return -1;
-	int br = check_rec(c, n->right, depth + 1);
-	if (br < 0)
-		return -1;
-	if (bl != br) {
-		c->what = "unequal black height";
-		return -1;
-	}
-	c->count++;
-	uint64_t s = start_of(n), g = gap_of(n);
-	if (g > s) {
-		c->what = "gap reaches below zero";
-		return -1;
-	}
-	if (ord_of(n) != vfd_block_ordp1(s - g, s)) {
-		c->what = "stale gap order";
-		return -1;
-	}
-	uint64_t mg = g;
-	unsigned mo = ord_of(n);
-	const struct vfd_inode *l = N(t, n->left), *r = N(t, n->right);
-	if (maxgap_of(l) > mg)
-		mg = maxgap_of(l);
-	if (maxgap_of(r) > mg)
-		mg = maxgap_of(r);
-	if (maxord_of(l) > mo)
-		mo = maxord_of(l);
-	if (maxord_of(r) > mo)
-		mo = maxord_of(r);
-	if (maxgap_of(n) != mg || maxord_of(n) != mo) {
-		c->what = "stale subtree aggregate";
-		return -1;
-	}
-	return bl + (red(t, h) ? 0 : 1);
-}
-
-int vfd_itree_check(const struct vfd_itree *t, const char **what)
-{
-	struct check c = { .t = t, .what = "ok" };
-	uint32_t stack[MAX_DEPTH];
-	unsigned sp = 0;
-	uint32_t h = t->root, prev = 0;
-
-	*what = "ok";
-	if (N(t, 0)->w0 || N(t, 0)->w1 || N(t, 0)->w2 || N(t, 0)->left || N(t, 0)->right) {
-		*what = "sentinel written";
-		return -1;
-	}
-	if (red(t, t->root)) {
-		*what = "red root";
-		return -2;
-	}
-	if (check_rec(&c, t->root, 0) < 0) {
-		*what = c.what;
-		return -3;
-	}
-	if (c.count != t->nodes) {
-		*what = "node count differs";
-		return -4;
-	}
-	/* In order: the first gap starts at 0; every later gap starts strictly
-	 * after the previous node's start (only the last node may be empty). */
-	for (;;) {
-		while (h) {
-			stack[sp++] = h;
-			h = N(t, h)->left;
-		}
-		if (!sp)
-			break;
-		h = stack[--sp];
-		const struct vfd_inode *hn = N(t, h);
-		uint64_t lo = start_of(hn) - gap_of(hn);
-		if (!prev ? lo != 0 : lo <= start_of(N(t, prev))) {
-			*what = prev ? "block of size zero or overlapping" : "first gap not at 0";
-			return -5;
-		}
-		prev = h;
-		h = hn->right;
-	}
-	return 0;
 }

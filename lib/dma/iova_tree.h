@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The IOVA tree: a left-leaning red-black tree of busy blocks (allocations and
+ * The IOVA tree: a red-black tree of busy blocks (allocations and
  * reservations), keyed by first page frame, augmented so that every node
  * knows the largest free gap, and the largest naturally aligned power-of-two
  * free block, anywhere in its subtree.  Internal to lib/dma; not thread-safe
@@ -12,9 +12,10 @@
  * past the highest usable page, so the gaps of all nodes cover the whole
  * space.  Holes between usable ranges are reserved nodes.
  *
- * Nodes are 32 bytes, addressed by 32-bit indices into chunks that never move;
- * index 0 is a shared all-zero sentinel ("nil").  There is no parent link:
- * insertion and deletion are recursive (depth <= 2 log2 n).
+ * Nodes are 32 bytes, addressed by 32-bit indices into one array that grows
+ * by an eighth at a time (realloc: indices stay valid, pointers do not
+ * survive a vfd_itree_prepare()); index 0 is a shared all-zero sentinel
+ * ("nil").  There is no parent link: updates record the path from the root.
  */
 #ifndef VFDMA_DMA_IOVA_TREE_H
 #define VFDMA_DMA_IOVA_TREE_H
@@ -38,16 +39,16 @@ struct vfd_inode {
 	uint32_t left, right;
 };
 
-#define VFD_ITREE_CHUNK_SHIFT 12
-#define VFD_ITREE_CHUNK_NODES (1u << VFD_ITREE_CHUNK_SHIFT)
+#define VFD_ITREE_INITIAL_NODES 4096u
 
 struct vfd_itree {
-	struct vfd_inode **chunks;
-	uint32_t nchunks, chunk_cap;
+	struct vfd_inode *nodes; /* grown by realloc; indices stay valid */
+	uint32_t cap, prev_cap;
 	uint32_t next_fresh; /* first never-used index */
 	uint32_t free_head;  /* recycled indices, linked through .left */
 	uint32_t root;
-	uint32_t nodes; /* live nodes, including reserved ones and the anchor */
+	uint32_t last;  /* the highest node (the anchor), 0 while empty */
+	uint32_t nodes_live; /* live nodes, including reserved ones and the anchor */
 };
 
 /* A search request: s pages aligned to a pages, ending at or below page last. */
@@ -62,7 +63,7 @@ size_t vfd_itree_mem(const struct vfd_itree *t);
 
 /*
  * Make sure the next insertion cannot fail.  Returns 0 or -ENOMEM; *grew tells
- * whether a chunk was added, which vfd_itree_unprepare() gives back.
+ * whether the array grew, which vfd_itree_unprepare() undoes.
  */
 int vfd_itree_prepare(struct vfd_itree *t, bool *grew);
 void vfd_itree_unprepare(struct vfd_itree *t, bool grew);

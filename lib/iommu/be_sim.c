@@ -22,6 +22,7 @@ struct sim_be {
 	pthread_mutex_t lock; /* the page table and the engine list */
 	struct vfd_simdma *engines[SIM_MAX_DEVICES];
 	unsigned int next_id;
+	bool split; /* dirty tracking with split: new mappings are split too */
 };
 
 static struct sim_be *sim_of(struct vfdma_domain *dom)
@@ -99,6 +100,14 @@ static int sim_map(struct vfdma_domain *dom, uint64_t iova, void *vaddr, uint64_
 	struct sim_be *s = sim_of(dom);
 	pthread_mutex_lock(&s->lock);
 	int rc = vfd_simpt_map(s->pt, iova, vaddr, len, prot);
+	if (!rc && s->split) {
+		/* Tracking at 4 KiB: a new mapping starts split. */
+		int n = vfd_simpt_split(s->pt, iova, len);
+		if (n < 0) {
+			vfd_simpt_unmap(s->pt, iova, len);
+			rc = n;
+		}
+	}
 	pthread_mutex_unlock(&s->lock);
 	return rc == -EEXIST ? -EBUSY : rc;
 }
@@ -139,6 +148,52 @@ static int sim_probe(struct vfdma_domain *dom, uint64_t iova, uint64_t len, void
 	return 1;
 }
 
+static uint64_t sim_space(struct vfdma_domain *dom)
+{
+	return 1ull << dom->opts.sim_va_bits;
+}
+
+static int sim_dirty_start(struct vfdma_domain *dom, bool split)
+{
+	struct sim_be *s = sim_of(dom);
+	pthread_mutex_lock(&s->lock);
+	int rc = 0;
+	if (split) {
+		int n = vfd_simpt_split(s->pt, 0, sim_space(dom));
+		if (n < 0) {
+			vfd_simpt_merge(s->pt, 0, sim_space(dom));
+			rc = n;
+		}
+	}
+	if (!rc) {
+		/* Start clean: what was written before tracking is not reported. */
+		vfd_simpt_read_dirty(s->pt, 0, sim_space(dom), NULL, true);
+		s->split = split;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static void sim_dirty_stop(struct vfdma_domain *dom, bool split)
+{
+	struct sim_be *s = sim_of(dom);
+	pthread_mutex_lock(&s->lock);
+	if (split)
+		vfd_simpt_merge(s->pt, 0, sim_space(dom));
+	s->split = false;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int64_t sim_dirty_read(struct vfdma_domain *dom, uint64_t iova, uint64_t len,
+			      uint64_t *bitmap, bool clear)
+{
+	struct sim_be *s = sim_of(dom);
+	pthread_mutex_lock(&s->lock);
+	int64_t n = vfd_simpt_read_dirty(s->pt, iova, len, bitmap, clear);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
 const struct vfd_backend_ops vfd_sim_ops = {
 	.name = "sim",
 	.kind = VFDMA_BACKEND_SIM,
@@ -151,6 +206,9 @@ const struct vfd_backend_ops vfd_sim_ops = {
 	.map = sim_map,
 	.unmap = sim_unmap,
 	.probe = sim_probe,
+	.dirty_start = sim_dirty_start,
+	.dirty_stop = sim_dirty_stop,
+	.dirty_read = sim_dirty_read,
 };
 
 struct vfd_simpt *vfd_sim_domain_pt(struct vfdma_domain *dom)

@@ -16,6 +16,9 @@
 
 /* Backends built into this library, best first for VFDMA_BACKEND_AUTO. */
 static const struct vfd_backend_ops *const backends[] = {
+	&vfd_iommufd_ops,
+	&vfd_type1_ops,
+	&vfd_noiommu_ops,
 	&vfd_sim_ops,
 };
 
@@ -204,6 +207,7 @@ int vfdma_domain_close(struct vfdma_domain *dom)
 		return 0;
 	int err = 0;
 	pthread_rwlock_wrlock(&dom->op_lock);
+	vfd_dirty_release(dom);
 	pthread_mutex_lock(&dom->lock);
 	vfd_map_destroy_all(dom, &err);
 	pthread_mutex_unlock(&dom->lock);
@@ -471,6 +475,7 @@ struct vfdma_device *vfdma_device_open(struct vfdma_domain *dom, const char *bdf
 static void device_release(struct vfdma_device *dev, int *err)
 {
 	struct vfdma_domain *dom = dev->dom;
+	vfd_pci_release(dev);
 	for (unsigned i = 0; i < dev->nr_irq_fds; i++)
 		vfd_close(dev->irq_fds[i]);
 	vfd_free(dev->irq_fds);

@@ -26,6 +26,7 @@
 
 #include "vfdma/dma.h"
 #include "vfdma/iommu.h"
+#include "vfdma/pci.h"
 #include "util/rbtree.h"
 
 struct vfdma_domain;
@@ -68,6 +69,25 @@ struct vfd_backend_ops {
 	 * (the core treats any other figure than len as an inconsistency).
 	 */
 	int64_t (*unmap)(struct vfdma_domain *dom, uint64_t iova, uint64_t len);
+	/*
+	 * Optional: the backend decides the IOVA of [vaddr, vaddr + len)
+	 * (noiommu: the physical address, -EINVAL if not contiguous).  The
+	 * core then takes that IOVA from the allocator as a fixed one.
+	 */
+	int (*choose_iova)(struct vfdma_domain *dom, void *vaddr, uint64_t len, uint64_t *iova);
+	/*
+	 * Dirty tracking (NULL: the backend has none).  start and stop are
+	 * called with op_lock exclusive: @split asks that block mappings be
+	 * split to the smallest page (and that new mappings be created so)
+	 * until stop merges them back; start clears the dirty state.
+	 * dirty_read ORs the dirty bits of [iova, iova + len) into @bitmap,
+	 * one bit per dom->granule from iova, clearing them with @clear;
+	 * it returns the dirty entries seen or a negative errno.
+	 */
+	int (*dirty_start)(struct vfdma_domain *dom, bool split);
+	void (*dirty_stop)(struct vfdma_domain *dom, bool split);
+	int64_t (*dirty_read)(struct vfdma_domain *dom, uint64_t iova, uint64_t len,
+			      uint64_t *bitmap, bool clear);
 	/*
 	 * Is [iova, iova + len) mapped, to vaddr with prot?  1 yes, 0 no (or
 	 * not entirely), negative errno.  Called with op_lock exclusive.
@@ -121,6 +141,9 @@ struct vfdma_domain {
 	struct vfdma_device *devices;
 	unsigned int nr_devices;
 
+	/* The running dirty log, if any (set and cleared under op_lock exclusive). */
+	struct vfdma_dirty *dirty;
+
 	uint64_t kernel_map_calls;   /* atomic */
 	uint64_t kernel_unmap_calls; /* atomic */
 	int broken;		     /* atomic: 1 once inconsistent */
@@ -145,7 +168,15 @@ struct vfdma_device {
 	int *irq_fds;
 	unsigned int nr_irq_fds;
 	int irq_type;
+	struct vfd_pci *pci; /* vfio_pci.c: cached region info (NULL until used) */
 };
+
+/*
+ * vfio_pci.c: disable the device's interrupts in the kernel (the core then
+ * closes the eventfds) and free dev->pci.  Called first when a device is
+ * released, while dev->fd is still open.
+ */
+void vfd_pci_release(struct vfdma_device *dev);
 
 /* The backends. */
 extern const struct vfd_backend_ops vfd_sim_ops;
@@ -168,6 +199,14 @@ void vfd_map_destroy_all(struct vfdma_domain *dom, int *first_err);
 int vfd_map_check(struct vfdma_domain *dom);
 bool vfd_map_overlaps(struct vfdma_domain *dom, uint64_t first, uint64_t last);
 void vfd_map_table_init(struct vfdma_domain *dom);
+
+/*
+ * dirty.c: before the kernel unmaps [iova, iova + len), keep its dirty bits
+ * in the running log so the next sync still reports them.  op_lock held.
+ */
+void vfd_dirty_harvest(struct vfdma_domain *dom, uint64_t iova, uint64_t len);
+/* dirty.c: domain close with a log still running: stop and free it. */
+void vfd_dirty_release(struct vfdma_domain *dom);
 
 /* For tests: the page table of a sim domain (NULL for other backends). */
 struct vfd_simpt *vfd_sim_domain_pt(struct vfdma_domain *dom);

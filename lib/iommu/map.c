@@ -161,6 +161,8 @@ static int backend_unmap(struct vfdma_domain *dom, uint64_t iova, uint64_t len)
 {
 	if (!dom->be_ready)
 		return 0;
+	if (dom->dirty)
+		vfd_dirty_harvest(dom, iova, len);
 	__atomic_add_fetch(&dom->kernel_unmap_calls, 1, __ATOMIC_RELAXED);
 	int64_t got = dom->ops->unmap(dom, iova, len);
 	if (got == (int64_t)len)
@@ -177,10 +179,32 @@ static void iova_release(struct vfdma_domain *dom, struct vfd_map *m)
 				       m->len, rc);
 }
 
+/*
+ * Is [iova, iova + len) inside one of the domain's usable ranges?  The
+ * allocator keeps the ranges it was created with and holds what attaches
+ * excluded later as reservations (-EBUSY); a fixed IOVA there is out of
+ * range for the caller, as documented (-ERANGE).  op_lock held.
+ */
+static bool in_ranges(const struct vfdma_domain *dom, uint64_t iova, uint64_t len)
+{
+	for (size_t i = 0; i < dom->nr_ranges; i++)
+		if (dom->ranges[i].first <= iova && iova + len - 1 <= dom->ranges[i].last)
+			return true;
+	return false;
+}
+
 static int iova_take(struct vfdma_domain *dom, struct vfd_map *m, unsigned int flags)
 {
 	int rc;
+	if (!(flags & VFDMA_MAP_FIXED) && dom->ops->choose_iova) {
+		rc = dom->ops->choose_iova(dom, (void *)m->va, m->len, &m->iova);
+		if (rc)
+			return rc;
+		flags |= VFDMA_MAP_FIXED;
+	}
 	if (flags & VFDMA_MAP_FIXED) {
+		if (!in_ranges(dom, m->iova, m->len))
+			return -ERANGE;
 		rc = vfdma_iova_alloc_fixed(dom->iova, m->iova, m->len);
 		m->fixed = true;
 		return rc;

@@ -548,6 +548,8 @@ static int64_t dirty_level(struct table *t, unsigned level, uint64_t base, uint6
 		if (!(v & PTE_D))
 			continue;
 		n++;
+		if (!bitmap)
+			continue;
 		uint64_t lo = ebase > start ? ebase : start;
 		uint64_t hi = ebase + sz < end ? ebase + sz : end;
 		for (uint64_t p = (lo - origin) >> 12; p < (hi - origin) >> 12; p++)
@@ -559,7 +561,7 @@ static int64_t dirty_level(struct table *t, unsigned level, uint64_t base, uint6
 int64_t vfd_simpt_read_dirty(struct vfd_simpt *pt, uint64_t iova, uint64_t size,
 			     uint64_t *bitmap, bool clear)
 {
-	if (!range_ok(pt, iova, size) || !bitmap)
+	if (!range_ok(pt, iova, size))
 		return -EINVAL;
 	return dirty_level(pt->root, pt->top, 0, iova, iova + size, iova, bitmap, clear);
 }

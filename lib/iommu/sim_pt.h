@@ -109,7 +109,8 @@ int vfd_simpt_merge(struct vfd_simpt *pt, uint64_t iova, uint64_t size);
 /*
  * Dirty bits of the leaves in [iova, iova + size) (4 KiB aligned), reported
  * at 4 KiB granularity into @bitmap (bit i = page iova + i * 4 KiB), OR-ed
- * into what is there.  A block leaf reports all its pages in the range.
+ * into what is there (@bitmap may be NULL: only count, and clear).  A block
+ * leaf reports all its pages in the range.
  * With @clear, dirty bits are cleared atomically as they are read.  Engines
  * never cache dirty bits in their IOTLB, so a write that races with the
  * clear is reported now or in the next read, never lost.  Returns the

@@ -7,6 +7,7 @@
 #include "util/sys.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -33,7 +34,8 @@ static const char *const sys_names[VFD_SYS_NR + 1] = {
 	[VFD_SYS_FTRUNCATE] = "ftruncate", [VFD_SYS_FALLOCATE] = "fallocate",
 	[VFD_SYS_MADVISE] = "madvise",	   [VFD_SYS_MLOCK] = "mlock",
 	[VFD_SYS_EVENTFD] = "eventfd",	   [VFD_SYS_READLINK] = "readlink",
-	[VFD_SYS_ACCESS] = "access",	   [VFD_SYS_ALLOC] = "alloc",
+	[VFD_SYS_ACCESS] = "access",	   [VFD_SYS_GETDENTS] = "getdents",
+	[VFD_SYS_ALLOC] = "alloc",
 	[VFD_SYS_ANY] = "any",
 };
 
@@ -101,10 +103,16 @@ int vfd_open(const char *path, int flags, mode_t mode)
 	SYS_RET(open(path, flags | O_CLOEXEC, mode));
 }
 
+/*
+ * close(2) releases the descriptor even when it reports an error, so an
+ * injected failure closes it too: a test of the error path must not see a
+ * leak that a real kernel would never produce.
+ */
 int vfd_close(int fd)
 {
-	INJECT(VFD_SYS_CLOSE);
-	SYS_RET(close(fd));
+	int e = fault_check(VFD_SYS_CLOSE);
+	int r = close(fd) < 0 ? -errno : 0;
+	return e ? e : r;
 }
 
 int vfd_ioctl(int fd, unsigned long req, void *arg)
@@ -205,6 +213,12 @@ int vfd_access(const char *path, int mode)
 {
 	INJECT(VFD_SYS_ACCESS);
 	SYS_RET(access(path, mode));
+}
+
+ssize_t vfd_getdents64(int fd, void *buf, size_t len)
+{
+	INJECT(VFD_SYS_GETDENTS);
+	SYS_RET(getdents64(fd, buf, len));
 }
 
 void *vfd_malloc(size_t size)

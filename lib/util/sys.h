@@ -35,6 +35,7 @@ enum vfd_sysno {
 	VFD_SYS_EVENTFD,
 	VFD_SYS_READLINK,
 	VFD_SYS_ACCESS, /* access, stat */
+	VFD_SYS_GETDENTS, /* directory listing */
 	VFD_SYS_ALLOC, /* malloc, calloc, realloc, aligned allocation */
 	VFD_SYS_NR,
 	VFD_SYS_ANY = VFD_SYS_NR, /* vfd_fault_arm(): count calls of every class */
@@ -72,6 +73,8 @@ int vfd_munlock(const void *addr, size_t len);
 int vfd_eventfd(unsigned int initval, int flags);
 ssize_t vfd_readlink(const char *path, char *buf, size_t len);
 int vfd_access(const char *path, int mode);
+/* getdents64(2) on a directory fd (open it with O_DIRECTORY): bytes read, 0 at the end. */
+ssize_t vfd_getdents64(int fd, void *buf, size_t len);
 
 void *vfd_malloc(size_t size);
 void *vfd_calloc(size_t n, size_t size);

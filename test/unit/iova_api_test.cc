@@ -303,6 +303,33 @@ TEST(Iova, DoubleFreeDetectedWithCaches)
 	EXPECT_EQ(vfdma_iova_get_stats(sp, nullptr), -EINVAL);
 }
 
+// Neighbouring small blocks share live-map bytes (one bit each) unless
+// VFDMA_IOVA_BYTEMAP: frees must still be validated one by one.
+TEST(Iova, LiveMapValidatesNeighbours)
+{
+	for (unsigned flags : { 0u, (unsigned)VFDMA_IOVA_NOCACHE, (unsigned)VFDMA_IOVA_BYTEMAP,
+				(unsigned)(VFDMA_IOVA_BYTEMAP | VFDMA_IOVA_NOCACHE) }) {
+		Space sp(G, x86_ranges(), flags);
+		uint64_t a[16];
+		ASSERT_NE(sp.sp, nullptr);
+		for (auto &x : a) // neighbours: they share live-map bytes
+			ASSERT_EQ(vfdma_iova_alloc(sp, G, G, ~0ull, &x), 0);
+		for (unsigned i = 0; i < 16; i += 2)
+			EXPECT_EQ(vfdma_iova_free(sp, a[i], G), 0);
+		for (unsigned i = 0; i < 16; i += 2)
+			EXPECT_FAILS_UNCHANGED(sp, vfdma_iova_free(sp, a[i], G), ENOENT);
+		for (unsigned i = 1; i < 16; i += 2)
+			EXPECT_FAILS_UNCHANGED(sp, vfdma_iova_free(sp, a[i], 2 * G), EMSGSIZE);
+		for (unsigned i = 1; i < 16; i += 2)
+			EXPECT_EQ(vfdma_iova_free(sp, a[i], G), 0);
+		EXPECT_EQ(vfdma_iova_flush(sp), 0);
+		vfdma_iova_stats st = stats(sp);
+		EXPECT_EQ(st.allocs, 0u);
+		EXPECT_EQ(st.free_bytes, st.usable_bytes);
+		check_tree(sp);
+	}
+}
+
 TEST(Iova, CachedBlocksHonourTheLimit)
 {
 	Space sp(G, x86_ranges(), 0);
