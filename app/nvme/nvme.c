@@ -16,6 +16,23 @@
 #include <sys/mman.h>
 #include <time.h>
 
+/*
+ * Ordering between memory the device reads or writes by DMA and the
+ * doorbells: the submission entry must be in memory before the doorbell
+ * write (wmb), and a completion's other fields are read only after its
+ * phase bit (rmb).  x86 keeps stores in order and loads in order (and a
+ * store to uncached MMIO after them), so a compiler barrier is all it needs;
+ * other architectures get a full fence.  (Not C11 fences: they order
+ * threads, not devices, and ThreadSanitizer rejects them.)
+ */
+#if defined(__x86_64__) || defined(__i386__)
+#define nvme_wmb() __asm__ __volatile__("" ::: "memory")
+#define nvme_rmb() __asm__ __volatile__("" ::: "memory")
+#else
+#define nvme_wmb() __sync_synchronize()
+#define nvme_rmb() __sync_synchronize()
+#endif
+
 #define PAGE 4096u
 #define HUGE_2M (2u << 20)
 
@@ -200,7 +217,7 @@ int nvme_admin(struct nvme_ctrl *c, struct nvme_sqe *cmd, struct nvme_cqe *cqe,
 	struct nvme_sqe *sq = c->asq.mem;
 	sq[c->asq.tail] = *cmd;
 	c->asq.tail = (c->asq.tail + 1) % c->asq.depth;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST); /* the entry before the doorbell */
+	nvme_wmb(); /* the entry before the doorbell */
 	*c->asq.db = c->asq.tail;
 
 	volatile struct nvme_cqe *cq = c->acq.mem;
@@ -208,7 +225,7 @@ int nvme_admin(struct nvme_ctrl *c, struct nvme_sqe *cmd, struct nvme_cqe *cqe,
 	for (;;) {
 		volatile struct nvme_cqe *e = &cq[c->acq.head];
 		if ((e->status & 1) == c->acq.phase) {
-			__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			nvme_rmb();
 			struct nvme_cqe got = *(struct nvme_cqe *)e;
 			if (++c->acq.head == c->acq.depth) {
 				c->acq.head = 0;
