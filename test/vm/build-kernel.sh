@@ -238,6 +238,7 @@ touch "$kdir/DONE"
 # The source and object trees (~1.8 GB) are not needed any more: keep the
 # cache small enough for CI to carry.  The .deb stays in $cache/src.
 if [[ -z ${VFDMA_VM_KEEP_TREE:-} ]]; then
+	say "removing the source and object trees (VFDMA_VM_KEEP_TREE=1 keeps them)"
 	rm -rf "$src" "$obj" "$kdir/src.stamp"
 fi
 say "done: kernel $krel ($(du -h "$kdir/bzImage" | cut -f1) bzImage) in $kdir"
