@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -39,6 +40,23 @@ static inline double vfdma_test_scale(void)
 	double s = env ? atof(env) : 1.0;
 	return s > 0 ? s : 1.0;
 }
+
+/* A zeroed buffer aligned to 2 MiB (so mappings of it can use large pages). */
+struct VfdmaTestBuf {
+	size_t size;
+	uint8_t *p;
+	explicit VfdmaTestBuf(size_t s) : size(s)
+	{
+		p = static_cast<uint8_t *>(aligned_alloc(2u << 20, s));
+		memset(p, 0, s);
+	}
+	~VfdmaTestBuf()
+	{
+		free(p);
+	}
+	VfdmaTestBuf(const VfdmaTestBuf &) = delete;
+	VfdmaTestBuf &operator=(const VfdmaTestBuf &) = delete;
+};
 
 /* True in sanitizer builds, where tests may choose smaller default sizes. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)

@@ -252,13 +252,8 @@ struct vfdma_device *vfdma_sim_device_create(struct vfdma_domain *dom)
 		snprintf(dev->bdf, sizeof(dev->bdf), "sim:%u", s->next_id++);
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (!err) {
-		pthread_mutex_lock(&dom->lock);
-		dev->next = dom->devices;
-		dom->devices = dev;
-		dom->nr_devices++;
-		pthread_mutex_unlock(&dom->lock);
-	}
+	if (!err)
+		vfd_domain_list_device(dom, dev);
 	pthread_rwlock_unlock(&dom->op_lock);
 	if (err) {
 		vfd_free(dev);

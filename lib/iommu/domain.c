@@ -455,13 +455,8 @@ struct vfdma_device *vfdma_device_open(struct vfdma_domain *dom, const char *bdf
 		if (rc)
 			dom->ops->device_detach(dom, dev);
 	}
-	if (!rc) {
-		pthread_mutex_lock(&dom->lock);
-		dev->next = dom->devices;
-		dom->devices = dev;
-		dom->nr_devices++;
-		pthread_mutex_unlock(&dom->lock);
-	}
+	if (!rc)
+		vfd_domain_list_device(dom, dev);
 	pthread_rwlock_unlock(&dom->op_lock);
 	if (rc) {
 		vfd_free(dev);
@@ -469,6 +464,15 @@ struct vfdma_device *vfdma_device_open(struct vfdma_domain *dom, const char *bdf
 		return NULL;
 	}
 	return dev;
+}
+
+void vfd_domain_list_device(struct vfdma_domain *dom, struct vfdma_device *dev)
+{
+	pthread_mutex_lock(&dom->lock);
+	dev->next = dom->devices;
+	dom->devices = dev;
+	dom->nr_devices++;
+	pthread_mutex_unlock(&dom->lock);
 }
 
 /* Release what a device holds; op_lock exclusive, dev already unlisted. */

@@ -188,6 +188,9 @@ extern const struct vfd_backend_ops vfd_noiommu_ops;
 int vfd_domain_set_ranges(struct vfdma_domain *dom, const struct vfdma_iova_range *ranges,
 			  size_t n);
 
+/* Add an attached device to the domain's list (op_lock held exclusive). */
+void vfd_domain_list_device(struct vfdma_domain *dom, struct vfdma_device *dev);
+
 /* Mark the domain broken, logging @what with addresses once. */
 void vfd_domain_mark_broken(struct vfdma_domain *dom, const char *what, uint64_t iova,
 			    uint64_t len, int64_t got);

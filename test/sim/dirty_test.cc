@@ -15,19 +15,7 @@ namespace
 {
 constexpr uint64_t K4 = 4096, M2 = 2ull << 20;
 
-struct Buf {
-	size_t size;
-	uint8_t *p;
-	explicit Buf(size_t s) : size(s)
-	{
-		p = static_cast<uint8_t *>(aligned_alloc(M2, s));
-		memset(p, 0, s);
-	}
-	~Buf()
-	{
-		free(p);
-	}
-};
+using Buf = VfdmaTestBuf;
 
 vfdma_domain *open_sim()
 {

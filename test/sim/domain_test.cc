@@ -20,22 +20,7 @@ namespace
 {
 constexpr uint64_t K4 = 4096, M2 = 2ull << 20;
 
-// 2 MiB-aligned memory, zeroed.
-struct Buf {
-	size_t size;
-	uint8_t *p;
-	explicit Buf(size_t s) : size(s)
-	{
-		p = static_cast<uint8_t *>(aligned_alloc(M2, s));
-		memset(p, 0, s);
-	}
-	~Buf()
-	{
-		free(p);
-	}
-	Buf(const Buf &) = delete;
-	Buf &operator=(const Buf &) = delete;
-};
+using Buf = VfdmaTestBuf;
 
 vfdma_domain *open_sim(unsigned flags = 0)
 {

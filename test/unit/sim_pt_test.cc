@@ -38,20 +38,7 @@ bool same(const struct vfd_simpt_stats &a, const struct vfd_simpt_stats &b)
 	       a.leaves_1g == b.leaves_1g && a.tables == b.tables;
 }
 
-// 2 MiB-aligned host memory for DMA tests.
-struct HostMem {
-	size_t size;
-	uint8_t *p;
-	explicit HostMem(size_t s) : size(s)
-	{
-		p = static_cast<uint8_t *>(aligned_alloc(M2, s));
-		memset(p, 0, s);
-	}
-	~HostMem()
-	{
-		free(p);
-	}
-};
+using HostMem = VfdmaTestBuf;
 } // namespace
 
 TEST(SimPt, CreateRejectsBadArguments)
