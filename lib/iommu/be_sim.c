@@ -229,13 +229,9 @@ struct vfdma_device *vfdma_sim_device_create(struct vfdma_domain *dom)
 		return NULL;
 	}
 	struct sim_be *s = sim_of(dom);
-	struct vfdma_device *dev = vfd_calloc(1, sizeof(*dev));
-	if (!dev) {
-		errno = ENOMEM;
+	struct vfdma_device *dev = vfd_device_new(dom);
+	if (!dev)
 		return NULL;
-	}
-	dev->dom = dom;
-	dev->fd = -1;
 	pthread_rwlock_wrlock(&dom->op_lock);
 	pthread_mutex_lock(&s->lock);
 	int slot = -1;

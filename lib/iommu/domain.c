@@ -431,13 +431,9 @@ struct vfdma_device *vfdma_device_open(struct vfdma_domain *dom, const char *bdf
 		errno = ENOTSUP;
 		return NULL;
 	}
-	struct vfdma_device *dev = vfd_calloc(1, sizeof(*dev));
-	if (!dev) {
-		errno = ENOMEM;
+	struct vfdma_device *dev = vfd_device_new(dom);
+	if (!dev)
 		return NULL;
-	}
-	dev->dom = dom;
-	dev->fd = -1;
 	memcpy(dev->bdf, name, sizeof(name));
 
 	int rc = 0;
@@ -463,6 +459,18 @@ struct vfdma_device *vfdma_device_open(struct vfdma_domain *dom, const char *bdf
 		errno = -rc;
 		return NULL;
 	}
+	return dev;
+}
+
+struct vfdma_device *vfd_device_new(struct vfdma_domain *dom)
+{
+	struct vfdma_device *dev = vfd_calloc(1, sizeof(*dev));
+	if (!dev) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	dev->dom = dom;
+	dev->fd = -1;
 	return dev;
 }
 

@@ -188,6 +188,8 @@ extern const struct vfd_backend_ops vfd_noiommu_ops;
 int vfd_domain_set_ranges(struct vfdma_domain *dom, const struct vfdma_iova_range *ranges,
 			  size_t n);
 
+/* A new, unlisted device of @dom (no fd yet); NULL and errno ENOMEM. */
+struct vfdma_device *vfd_device_new(struct vfdma_domain *dom);
 /* Add an attached device to the domain's list (op_lock held exclusive). */
 void vfd_domain_list_device(struct vfdma_domain *dom, struct vfdma_device *dev);
 

@@ -275,17 +275,26 @@ static int bar_mmap(int fd, const struct vfd_pci_region *r, void **out)
 	return 0;
 }
 
+/* The device's region @index, which must exist (-ENOENT otherwise). */
+static int region_get(struct vfdma_device *dev, unsigned int index, struct vfd_pci **pp,
+		      const struct vfd_pci_region **rp)
+{
+	int rc = pci_get(dev, pp);
+	if (rc)
+		return rc;
+	*rp = &(*pp)->regions[index];
+	return (*rp)->size ? 0 : -ENOENT;
+}
+
 int vfdma_pci_bar_map(struct vfdma_device *dev, unsigned int bar, void **addr, uint64_t *len)
 {
 	if (!dev || bar > VFIO_PCI_BAR5_REGION_INDEX || !addr)
 		return -EINVAL;
 	struct vfd_pci *p;
-	int rc = pci_get(dev, &p);
+	const struct vfd_pci_region *r;
+	int rc = region_get(dev, bar, &p, &r);
 	if (rc)
 		return rc;
-	const struct vfd_pci_region *r = &p->regions[bar];
-	if (!r->size)
-		return -ENOENT;
 	if (!(r->flags & VFIO_REGION_INFO_FLAG_MMAP))
 		return -ENOTSUP;
 	pthread_mutex_lock(&p->lock);
@@ -311,12 +320,10 @@ static int region_rw(struct vfdma_device *dev, unsigned int index, uint64_t off,
 	if (!dev || !buf || !len)
 		return -EINVAL;
 	struct vfd_pci *p;
-	int rc = pci_get(dev, &p);
+	const struct vfd_pci_region *r;
+	int rc = region_get(dev, index, &p, &r);
 	if (rc)
 		return rc;
-	const struct vfd_pci_region *r = &p->regions[index];
-	if (!r->size)
-		return -ENOENT;
 	if (off >= r->size || len > r->size - off)
 		return -ERANGE;
 	if (!(r->flags & (write ? VFIO_REGION_INFO_FLAG_WRITE : VFIO_REGION_INFO_FLAG_READ)))
