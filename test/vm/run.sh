@@ -386,7 +386,10 @@ start_boot() {
 		drives+=(-device "pcie-root-port,id=rp$i,bus=pxb$node,chassis=$((i + 1)),slot=$i"
 			-device "nvme,serial=vfdma$i,drive=d$i,bus=rp$i")
 	done
-	local cmdline="console=ttyS0 intel_iommu=on iommu=nopt panic=-1 no_timer_check"
+	# panic=0: a panicking guest halts and prints the whole report, ending
+	# with a trailer written while the other CPUs are stopped, so no user
+	# output can break it up (with panic=-1 the guest reboots before it).
+	local cmdline="console=ttyS0 intel_iommu=on iommu=nopt panic=0 no_timer_check"
 	# two 1 GiB pages, unless the test reserves hugepages itself
 	[[ ${B_cmdline[$b]} == *hugepages=* ]] || cmdline+=" hugepagesz=1G hugepages=2"
 	cmdline+=" vfdma.plan=$b ${B_cmdline[$b]}"
@@ -431,9 +434,13 @@ poll_boot() {
 	fi
 	now=$SECONDS cur=${B_cur[$b]}
 	if [[ -z $alive ]]; then
-		: # QEMU exited (poweroff, or a panic with panic=-1)
-	elif grep -q 'Kernel panic - not syncing' "$bd/console.log"; then
-		sleep 1 # let the trace reach the log
+		: # QEMU exited (poweroff)
+	elif panicked "$bd/console.log"; then
+		# let the report reach its trailer
+		for _ in 1 2 3 4 5; do
+			grep -aq 'end Kernel panic' "$bd/console.log" && break
+			sleep 1
+		done
 		B_outcome[$b]=panic
 	elif [[ -n $cur ]]; then
 		limit=$((T_timeout[${U_test[$cur]}] * scale))
@@ -452,6 +459,14 @@ poll_boot() {
 	return 1
 }
 
+# Did the kernel whose console log is $1 panic?  The first report line
+# can be broken up by user output on the same console (a shell's echo
+# racing the crash); the trailer cannot, it is printed with every other
+# CPU stopped.
+panicked() {
+	grep -aqE 'Kernel panic - not syncing|end Kernel panic' "$1"
+}
+
 # Kill (if still running) and reap QEMU of boot $1, settle its outcome.
 end_boot() {
 	local b=$1 bd=$out/$1 pid=${B_pid[$1]}
@@ -463,7 +478,7 @@ end_boot() {
 	if [[ -z ${B_outcome[$b]} ]]; then
 		if [[ -n ${B_done[$b]} ]]; then
 			B_outcome[$b]=ok
-		elif grep -q 'Kernel panic' "$bd/console.log"; then
+		elif panicked "$bd/console.log"; then
 			B_outcome[$b]=panic
 		else
 			B_outcome[$b]=died
@@ -471,7 +486,10 @@ end_boot() {
 		fi
 	fi
 	if [[ ${B_outcome[$b]} == panic ]]; then
-		B_detail[$b]="kernel panic: $(grep -a -m1 -o 'Kernel panic - not syncing.*' "$bd/console.log" | tr -d '\r')"
+		local why
+		why=$(grep -a -m1 -o 'end Kernel panic - not syncing: [^]]*' "$bd/console.log" | sed 's/^end //; s/ *$//')
+		[[ -n $why ]] || why=$(grep -a -m1 -o 'Kernel panic - not syncing.*' "$bd/console.log" | tr -d '\r')
+		B_detail[$b]="kernel panic: $why"
 	fi
 	note "$b: ${B_outcome[$b]} after $((SECONDS - B_start[$b]))s${B_detail[$b]:+ (${B_detail[$b]})}"
 }
