@@ -3,6 +3,7 @@
 #   make              library, programs
 #   make check        every test tier; ends with "N passed, N failed, N skipped"
 #   make check-unit   the fast unit tier only
+#   make check-dpdk   the DPDK integration tier only
 #   make check-vm     the QEMU guest tier only
 #   make install      honours PREFIX and DESTDIR
 
@@ -11,17 +12,21 @@ include mk/common.mk
 PREFIX ?= $(CONFIG_PREFIX)
 DESTDIR ?=
 APPS := $(patsubst app/%/Makefile,%,$(wildcard app/*/Makefile))
-TIERS := unit build sim vm
+TIERS := unit build sim dpdk vm
 
 export VFDMA_ROOT
 export VFDMA_BUILD := $(BUILD)
 
-.PHONY: all lib app unit-tests sim-tests check check-unit check-build check-sim check-vm \
+.PHONY: all lib app unit-tests sim-tests dpdk-tests check check-unit check-build check-sim \
+	check-dpdk check-vm \
 	install uninstall clean distclean bench
 all: lib app
 
 lib:
 	$(Q)$(MAKE) --no-print-directory -C lib
+ifeq ($(CONFIG_DPDK),y)
+	$(Q)$(MAKE) --no-print-directory -C lib/dpdk
+endif
 
 app: lib
 	$(Q)for a in $(APPS); do $(MAKE) --no-print-directory -C app/$$a || exit 1; done
@@ -36,7 +41,12 @@ ifeq ($(CONFIG_GTEST),y)
 	$(Q)$(MAKE) --no-print-directory -C test/sim
 endif
 
-check: all unit-tests sim-tests
+dpdk-tests: lib
+ifeq ($(CONFIG_DPDK)$(CONFIG_GTEST),yy)
+	$(Q)$(MAKE) --no-print-directory -C test/dpdk
+endif
+
+check: all unit-tests sim-tests dpdk-tests
 	$(Q)bash test/run-tiers.sh $(TIERS)
 
 check-unit: lib unit-tests
@@ -47,6 +57,9 @@ check-build: all
 
 check-sim: all sim-tests
 	$(Q)bash test/run-tiers.sh sim
+
+check-dpdk: all dpdk-tests
+	$(Q)bash test/run-tiers.sh dpdk
 
 check-vm: all
 	$(Q)bash test/run-tiers.sh vm
@@ -64,13 +77,23 @@ install: lib
 	$(Q)sed -e 's|^prefix=.*|prefix=$(PREFIX)|' $(BUILD)/lib/pkgconfig/libvfdma.pc \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/libvfdma.pc
 	$(Q)chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/libvfdma.pc
+ifeq ($(CONFIG_DPDK),y)
+	$(Q)install -m 644 $(BUILD)/lib/libvfdma_dpdk.a $(DESTDIR)$(PREFIX)/lib/
+	$(Q)install -m 755 $(BUILD)/lib/libvfdma_dpdk.so.*.* $(DESTDIR)$(PREFIX)/lib/
+	$(Q)cp -P $(BUILD)/lib/libvfdma_dpdk.so $(BUILD)/lib/libvfdma_dpdk.so.[0-9] $(DESTDIR)$(PREFIX)/lib/
+	$(Q)sed -e 's|^prefix=.*|prefix=$(PREFIX)|' $(BUILD)/lib/pkgconfig/libvfdma_dpdk.pc \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/libvfdma_dpdk.pc
+	$(Q)chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/libvfdma_dpdk.pc
+endif
 
 uninstall:
 	@echo "  UNINSTALL $(DESTDIR)$(PREFIX)"
 	$(Q)rm -f $(addprefix $(DESTDIR)$(PREFIX)/include/vfdma/,$(notdir $(wildcard include/vfdma/*.h)))
 	$(Q)rmdir $(DESTDIR)$(PREFIX)/include/vfdma 2>/dev/null || true
 	$(Q)rm -f $(DESTDIR)$(PREFIX)/lib/libvfdma.a $(DESTDIR)$(PREFIX)/lib/libvfdma.so* \
-		$(DESTDIR)$(PREFIX)/lib/pkgconfig/libvfdma.pc
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig/libvfdma.pc \
+		$(DESTDIR)$(PREFIX)/lib/libvfdma_dpdk.a $(DESTDIR)$(PREFIX)/lib/libvfdma_dpdk.so* \
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig/libvfdma_dpdk.pc
 
 clean:
 	$(Q)rm -rf $(BUILD)

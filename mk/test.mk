@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # A GoogleTest program: the directory Makefile sets TEST (the program name)
-# and CXX_SRCS (and C_SRCS for C helpers), then includes this file.  Tests
+# and CXX_SRCS (and C_SRCS for C helpers), then includes this file;
+# TEST_PRE_LIBS are linked before libvfdma.a, TEST_LIBS after GoogleTest.  Tests
 # link the static library, so they can reach internal (hidden) functions
 # through the headers under lib/.
 
@@ -13,10 +14,10 @@ CPPFLAGS += -I$(VFDMA_ROOT)/test
 .PHONY: all clean
 all: $(BIN)
 
-$(BIN): $(OBJS) $(LIBVFDMA_A)
+$(BIN): $(OBJS) $(TEST_PRE_LIBS) $(LIBVFDMA_A)
 	@mkdir -p $(dir $@)
 	@echo "  LINK  $(notdir $@)"
-	$(Q)$(CXX) $(LDFLAGS) $(OBJS) $(LIBVFDMA_A) $(VFDMA_DEP_LIBS) \
+	$(Q)$(CXX) $(LDFLAGS) $(OBJS) $(TEST_PRE_LIBS) $(LIBVFDMA_A) $(VFDMA_DEP_LIBS) \
 		-lgtest_main -lgtest $(TEST_LIBS) -o $@
 
 clean:

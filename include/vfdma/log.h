@@ -47,6 +47,15 @@ enum vfdma_log_level vfdma_log_get_level(void);
  */
 int vfdma_log_set_fn(vfdma_log_fn fn, void *ctx);
 
+/**
+ * Log a printf-style message at @p level through vfdma's level and sink,
+ * as the library's own messages are (for libraries built on vfdma, such as
+ * libvfdma_dpdk, and for applications that want one log).  Messages longer
+ * than 511 bytes are cut.  Keeps errno.
+ */
+void vfdma_log(enum vfdma_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 #ifdef __cplusplus
 }
 #endif

@@ -57,15 +57,12 @@ int vfdma_log_set_fn(vfdma_log_fn fn, void *ctx)
 	return 0;
 }
 
-void vfd_log_msg(enum vfdma_log_level level, const char *fmt, ...)
+static void log_vmsg(enum vfdma_log_level level, const char *fmt, va_list ap)
 {
 	char buf[512];
-	va_list ap;
 	int saved = errno;
 
-	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
 
 	pthread_mutex_lock(&sink_lock);
 	if (sink_fn)
@@ -74,6 +71,24 @@ void vfd_log_msg(enum vfdma_log_level level, const char *fmt, ...)
 		fprintf(stderr, "vfdma %s: %s\n", level_names[level], buf);
 	pthread_mutex_unlock(&sink_lock);
 	errno = saved;
+}
+
+void vfd_log_msg(enum vfdma_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
+}
+
+void vfdma_log(enum vfdma_log_level level, const char *fmt, ...)
+{
+	if (level == VFDMA_LOG_OFF || (unsigned int)level > VFDMA_LOG_DEBUG || !vfd_log_on(level))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
 }
 
 const char *vfdma_version(void)

@@ -11,6 +11,9 @@
 #   hygiene     SPDX line on every source file; no exit()/abort() in lib/
 #   readme      the README's API example compiles against the installed
 #               tree and runs on the sim backend
+#   dpdk        (with DPDK) a program built with `pkg-config libvfdma_dpdk`
+#               alone links and runs; libvfdma_dpdk.so exports vfdma_dpdk_*
+#               only
 set -uo pipefail
 
 root=$VFDMA_ROOT build=$VFDMA_BUILD
@@ -134,6 +137,29 @@ t_readme() {
 	pass readme
 }
 
+t_dpdk() {
+	if ! grep -q '^CONFIG_DPDK := y' "$root/mk/config.mk"; then
+		echo "SKIP dpdk: built without DPDK"
+		s=$((s + 1))
+		return
+	fi
+	local pre=$work/dpdk-prefix log=$work/dpdk.log bad
+	make -s -C "$root" install PREFIX="$pre" >"$log" 2>&1 || { fail dpdk "make install: $(tail -3 "$log")"; return; }
+	cat >"$work/d.c" <<-'EOF'
+		#include <errno.h>
+		#include <vfdma/dpdk.h>
+		int main(void) { return vfdma_dpdk_detach(0) == -EINVAL ? 0 : 1; }
+	EOF
+	# shellcheck disable=SC2046
+	"$cc" -std=gnu11 -Wall -Wextra -Werror "$work/d.c" -o "$work/d" \
+		$(PKG_CONFIG_PATH=$pre/lib/pkgconfig pkg-config --cflags --libs libvfdma_dpdk) >"$log" 2>&1 ||
+		{ fail dpdk "build with pkg-config libvfdma_dpdk: $(tail -3 "$log")"; return; }
+	LD_LIBRARY_PATH=$pre/lib "$work/d" >"$log" 2>&1 || { fail dpdk "the program failed: $(cat "$log")"; return; }
+	bad=$(nm -D --defined-only "$pre"/lib/libvfdma_dpdk.so | awk '$2 ~ /[TDBRVW]/ && $3 !~ /^vfdma_dpdk_/ {print $3}')
+	[ -z "$bad" ] || { fail dpdk "libvfdma_dpdk.so exports: $(echo $bad)"; return; }
+	pass dpdk
+}
+
 t_install
 t_destdir
 t_exports
@@ -141,6 +167,7 @@ t_headers
 t_documented
 t_hygiene
 t_readme
+t_dpdk
 
 echo "$p $f $s" >"$VFDMA_COUNTS"
 [ "$f" -eq 0 ]

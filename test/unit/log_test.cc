@@ -57,3 +57,24 @@ TEST(Log, VersionMatchesHeader)
 	snprintf(want, sizeof(want), "%d.%d.", VFDMA_VERSION_MAJOR, VFDMA_VERSION_MINOR);
 	EXPECT_EQ(strncmp(vfdma_version(), want, strlen(want)), 0) << vfdma_version();
 }
+
+// The public entry point for libraries built on vfdma: same level, same
+// sink; the OFF level and bad levels are never printed.
+TEST(Log, PublicLogFollowsLevelAndSink)
+{
+	Sink sink;
+	enum vfdma_log_level before = vfdma_log_get_level();
+	ASSERT_EQ(vfdma_log_set_fn(Sink::fn, &sink), 0);
+	ASSERT_EQ(vfdma_log_set_level(VFDMA_LOG_INFO), 0);
+	errno = 1234;
+	vfdma_log(VFDMA_LOG_INFO, "glue %d", 7);
+	EXPECT_EQ(errno, 1234);
+	vfdma_log(VFDMA_LOG_DEBUG, "below info");
+	vfdma_log(VFDMA_LOG_OFF, "never");
+	vfdma_log((enum vfdma_log_level)42, "bad level");
+	ASSERT_EQ(sink.msgs.size(), 1u);
+	EXPECT_EQ(sink.msgs[0].first, VFDMA_LOG_INFO);
+	EXPECT_EQ(sink.msgs[0].second, "glue 7");
+	vfdma_log_set_fn(nullptr, nullptr);
+	vfdma_log_set_level(before);
+}
