@@ -206,8 +206,14 @@ note "kernel: $kver ($kdir)"
 # is one FAIL here, and the tests that run it fail in the guest (command
 # not found); the other tests still run.
 rm -rf "${out:?}/bin"
+# With DPDK (configure found it), dma-dpdk is built too, statically.
+dpdk_vars=()
+if grep -q '^CONFIG_DPDK := y' "$root/mk/config.mk"; then
+	dpdk_vars=(VFDMA_DPDK_LIB="$build/lib/libvfdma_dpdk.a"
+		DPDK_CFLAGS="$(sed -n 's/^CONFIG_DPDK_CFLAGS := //p' "$root/mk/config.mk")")
+fi
 if ! make -k -s -C "$here" KHDR="$kdir/hdr/include" O="$out/bin" \
-	VFDMA_INC="$root/include" VFDMA_LIB="$build/lib/libvfdma.a" >"$out/make.log" 2>&1; then
+	VFDMA_INC="$root/include" VFDMA_LIB="$build/lib/libvfdma.a" "${dpdk_vars[@]}" >"$out/make.log" 2>&1; then
 	report FAIL vm/guest-programs "some guest test programs do not build, their tests will fail (log: $out/make.log):"
 	grep -e 'error' -e 'cannot find' -e '\*\*\*' "$out/make.log" | head -10 | indent
 fi

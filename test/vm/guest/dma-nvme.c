@@ -16,37 +16,11 @@
 #include <sys/klog.h>
 #include <unistd.h>
 
-#include "nvme.h"
-#include "vfdma-guest.h"
+#include "nvme-guest.h"
 
 #define K4 4096u
 #define CANARY 0xa5
 #define TMO_MS 3000
-
-/* Identify data as QEMU's NVMe reports it for serial @serial. */
-static bool identify_ok(const char *check, const uint8_t *id, uint16_t vid, uint16_t ssvid,
-			const char *serial)
-{
-	uint16_t v, s;
-	memcpy(&v, id + NVME_ID_VID, 2);
-	memcpy(&s, id + NVME_ID_SSVID, 2);
-	char sn[NVME_ID_SN_LEN + 1];
-	memcpy(sn, id + NVME_ID_SN, NVME_ID_SN_LEN);
-	sn[NVME_ID_SN_LEN] = '\0';
-	for (int i = NVME_ID_SN_LEN - 1; i >= 0 && sn[i] == ' '; i--)
-		sn[i] = '\0';
-	if (v != vid || s != ssvid || strcmp(sn, serial)) {
-		vt_fail(check, "VID 0x%04x SSVID 0x%04x SN '%s'; expected 0x%04x 0x%04x '%s'", v, s,
-			sn, vid, ssvid, serial);
-		return false;
-	}
-	char mn[NVME_ID_MN_LEN + 1];
-	memcpy(mn, id + NVME_ID_MN, NVME_ID_MN_LEN);
-	mn[NVME_ID_MN_LEN] = '\0';
-	printf("PASS %s: VID 0x%04x SSVID 0x%04x SN '%s' MN '%.20s'\n", check, v, s, sn, mn);
-	fflush(stdout);
-	return true;
-}
 
 /* Kernel log lines reporting an IOMMU fault at @iova (DMAR on VT-d). */
 static int dmar_faults(uint64_t iova)
@@ -261,7 +235,7 @@ int main(void)
 	if (rc)
 		vt_fail("identify", "status/errno %d", rc);
 	else
-		identify_ok("identify", buf, vid, ssvid, "vfdma0");
+		vg_identify_ok("identify", buf, vid, ssvid, "vfdma0");
 	if (efd >= 0) {
 		struct pollfd p = {.fd = efd, .events = POLLIN};
 		uint64_t cnt = 0;
@@ -276,7 +250,7 @@ int main(void)
 	if (rc)
 		vt_fail("identify_replayed", "status/errno %d", rc);
 	else
-		identify_ok("identify_replayed", early, vid, ssvid, "vfdma0");
+		vg_identify_ok("identify_replayed", early, vid, ssvid, "vfdma0");
 
 	/*
 	 * Unmapped IOVA: map a page, remember where, unmap it, aim there.  The
@@ -297,7 +271,7 @@ int main(void)
 	if (rc)
 		vt_fail("identify_after_faults", "status/errno %d", rc);
 	else
-		identify_ok("identify_after_faults", buf, vid, ssvid, "vfdma0");
+		vg_identify_ok("identify_after_faults", buf, vid, ssvid, "vfdma0");
 
 	vt_check("domain_check", vfdma_domain_check(d) == 0);
 	rc = vfdma_pci_irq_disable(c.dev);
