@@ -9,6 +9,8 @@ pkgs=(
 	# build
 	build-essential clang llvm pkg-config make
 	libnuma-dev libdpdk-dev
+	# static DPDK programs for the VM guest (dma-dpdk)
+	libbsd-dev libmd-dev
 	# unit tests and sanitizers
 	libgtest-dev libclang-rt-14-dev
 	# tools used by tests and benchmarks
