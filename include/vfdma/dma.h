@@ -114,6 +114,126 @@ int vfdma_vaddr_to_iova(struct vfdma_domain *dom, const void *vaddr, uint64_t *i
  */
 int vfdma_iova_to_vaddr(struct vfdma_domain *dom, uint64_t iova, void **vaddr, uint64_t *len);
 
+/*
+ * DMA pool: buffers carved from arenas (vfdma/arena.h) that are mapped into
+ * the domain once.
+ */
+
+struct vfdma_arena_opts;
+
+/** A DMA pool (opaque). */
+struct vfdma_pool;
+
+/** Pool flag: return every arena as soon as it is idle (keep none). */
+#define VFDMA_POOL_RELEASE_IDLE (1u << 0)
+/** Pool flag: never return idle arenas by itself (only vfdma_pool_trim()). */
+#define VFDMA_POOL_KEEP_IDLE (1u << 1)
+
+/** Options for vfdma_pool_create(); zero means "default" for every field. */
+struct vfdma_pool_opts {
+	unsigned int flags; /**< VFDMA_POOL_* */
+	/**
+	 * Bytes per arena (the pool grows by whole arenas), rounded up to a
+	 * multiple of 2 MiB; default 64 MiB.  1 GiB pages are used only for
+	 * arenas of at least 1 GiB.  A buffer larger than this gets an arena of
+	 * its own, a multiple of this size.
+	 */
+	uint64_t arena_size;
+	/** Most bytes of arenas the pool may hold; default no limit. */
+	uint64_t max_bytes;
+	/**
+	 * Bytes of idle arenas (no buffer allocated in them) kept for reuse
+	 * when a free makes an arena idle; default one arena.  See the flags.
+	 */
+	uint64_t idle_keep;
+	/** Options for the pool's arenas (page sizes, NUMA binding mode, device). */
+	const struct vfdma_arena_opts *arena;
+};
+
+/**
+ * Create a DMA pool over @p dom.  No memory is taken until the first
+ * allocation.  Destroy the pool before closing the domain.
+ * @param node  NUMA node for allocations that ask for VFDMA_NUMA_ANY: a
+ *              node, or VFDMA_NUMA_ANY for the node of opts->arena->dev if
+ *              given and known, else unbound memory
+ * @return the pool, or NULL with errno: EINVAL (NULL domain, bad option or
+ *         node), ENODEV (no such node), ENOMEM.
+ */
+struct vfdma_pool *vfdma_pool_create(struct vfdma_domain *dom, int node,
+				     const struct vfdma_pool_opts *opts);
+
+/**
+ * Destroy a pool: unmap its arenas from the domain and free them.  Buffers
+ * still allocated are freed with it (a warning is logged).  NULL is ignored.
+ * Must not race with other calls on the pool.
+ * @return 0, or the first error reported while unmapping (everything is
+ *         released regardless).
+ */
+int vfdma_pool_destroy(struct vfdma_pool *pool);
+
+/**
+ * Allocate a DMA buffer: memory the domain's devices can read and write.
+ * Sizes up to 1 MiB come from per-thread caches of power-of-two size
+ * classes (64 B .. 1 MiB, naturally aligned), with no lock and no system
+ * call when the cache has one; larger sizes are runs of 4 KiB pages.  The
+ * pool grows by an arena (system calls) only when it has no room.
+ * Thread-safe.
+ * @param size  bytes, > 0
+ * @param align  0 (natural: the size class, or 4 KiB for runs) or a power
+ *               of two up to 2 MiB; the address has it, and so does the
+ *               IOVA in every domain with 2 MiB IOMMU pages (elsewhere the
+ *               IOVA is aligned as far as the domain aligned the arena's
+ *               mapping, and a warning is logged once)
+ * @param node  a NUMA node, or VFDMA_NUMA_ANY for the pool's node
+ * @param[out] iova  may be NULL; the buffer's IOVA (contiguous for @p size
+ *                   bytes)
+ * @return the buffer's address, or NULL with errno: EINVAL (NULL pool, size
+ *         0 or too large, bad alignment or node), ENODEV (no such node),
+ *         ENOMEM (out of memory or past max_bytes), or the errno of a
+ *         failed arena creation or mapping.
+ */
+void *vfdma_dma_alloc(struct vfdma_pool *pool, uint64_t size, uint64_t align, int node,
+		      uint64_t *iova);
+
+/**
+ * Free a buffer from vfdma_dma_alloc().  Thread-safe; any thread may free.
+ * @return 0; -EINVAL (NULL, an address the pool did not return, or a buffer
+ *         already freed: detected for every address inside the pool's
+ *         arenas; an address in an arena being returned by another thread
+ *         at that moment is not safe to pass).
+ */
+int vfdma_dma_free(struct vfdma_pool *pool, void *vaddr);
+
+/**
+ * Empty every thread's cache back into the pool, then return idle arenas
+ * (unmap and free them) beyond @p keep_bytes of idle arenas.
+ * @param[out] released  may be NULL; arena bytes returned
+ * @return 0, -EINVAL, or the first unmap error (the arena is freed anyway).
+ */
+int vfdma_pool_trim(struct vfdma_pool *pool, uint64_t keep_bytes, uint64_t *released);
+
+/** Counters of a pool (vfdma_pool_get_stats()). */
+struct vfdma_pool_stats {
+	uint64_t arenas;        /**< arenas held (mapped) */
+	uint64_t arena_bytes;   /**< their bytes */
+	uint64_t arenas_1g;     /**< arenas of 1 GiB pages */
+	uint64_t arenas_2m;     /**< arenas of 2 MiB pages */
+	uint64_t arenas_4k;     /**< arenas of 4 KiB pages */
+	uint64_t idle_arenas;   /**< arenas with nothing allocated and nothing cached */
+	uint64_t idle_bytes;
+	uint64_t buffers;       /**< buffers allocated now */
+	uint64_t buffer_bytes;  /**< their bytes (size classes, runs in pages) */
+	uint64_t cached_bytes;  /**< free buffers held in thread caches */
+	uint64_t grows;         /**< arenas added so far */
+	uint64_t releases;      /**< arenas returned so far */
+};
+
+/**
+ * Read a pool's counters (takes the pool's locks; not for hot paths).
+ * @return 0, or -EINVAL.
+ */
+int vfdma_pool_get_stats(struct vfdma_pool *pool, struct vfdma_pool_stats *stats);
+
 #ifdef __cplusplus
 }
 #endif

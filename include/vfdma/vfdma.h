@@ -17,6 +17,7 @@
 #include "vfdma/iova.h"
 #include "vfdma/iommu.h"
 #include "vfdma/dma.h"
+#include "vfdma/arena.h"
 #include "vfdma/pci.h"
 #include "vfdma/sim.h"
 #include "vfdma/dirty.h"

@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static struct {
@@ -35,6 +36,8 @@ static const char *const sys_names[VFD_SYS_NR + 1] = {
 	[VFD_SYS_MADVISE] = "madvise",	   [VFD_SYS_MLOCK] = "mlock",
 	[VFD_SYS_EVENTFD] = "eventfd",	   [VFD_SYS_READLINK] = "readlink",
 	[VFD_SYS_ACCESS] = "access",	   [VFD_SYS_GETDENTS] = "getdents",
+	[VFD_SYS_MBIND] = "mbind",	   [VFD_SYS_MEMPOLICY] = "get_mempolicy",
+	[VFD_SYS_MOVE_PAGES] = "move_pages",
 	[VFD_SYS_ALLOC] = "alloc",
 	[VFD_SYS_ANY] = "any",
 };
@@ -219,6 +222,39 @@ ssize_t vfd_getdents64(int fd, void *buf, size_t len)
 {
 	INJECT(VFD_SYS_GETDENTS);
 	SYS_RET(getdents64(fd, buf, len));
+}
+
+int vfd_mbind(void *addr, size_t len, int mode, const unsigned long *nodemask,
+	      unsigned long maxnode, unsigned int flags)
+{
+	INJECT(VFD_SYS_MBIND);
+	SYS_RET(syscall(SYS_mbind, addr, len, mode, nodemask, maxnode, flags));
+}
+
+int vfd_get_mempolicy(int *mode, unsigned long *nodemask, unsigned long maxnode, void *addr,
+		      unsigned long flags)
+{
+	INJECT(VFD_SYS_MEMPOLICY);
+	SYS_RET(syscall(SYS_get_mempolicy, mode, nodemask, maxnode, addr, flags));
+}
+
+int vfd_move_pages(unsigned long count, void **pages, const int *nodes, int *status, int flags)
+{
+	INJECT(VFD_SYS_MOVE_PAGES);
+	SYS_RET(syscall(SYS_move_pages, 0, count, pages, nodes, status, flags));
+}
+
+size_t vfd_page_size(void)
+{
+	static size_t sz;
+	size_t s = __atomic_load_n(&sz, __ATOMIC_RELAXED);
+
+	if (!s) {
+		long v = sysconf(_SC_PAGESIZE);
+		s = v > 0 ? (size_t)v : 4096;
+		__atomic_store_n(&sz, s, __ATOMIC_RELAXED);
+	}
+	return s;
 }
 
 void *vfd_malloc(size_t size)

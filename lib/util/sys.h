@@ -36,6 +36,9 @@ enum vfd_sysno {
 	VFD_SYS_READLINK,
 	VFD_SYS_ACCESS, /* access, stat */
 	VFD_SYS_GETDENTS, /* directory listing */
+	VFD_SYS_MBIND, /* mbind(2): NUMA policy of a range */
+	VFD_SYS_MEMPOLICY, /* get_mempolicy(2) */
+	VFD_SYS_MOVE_PAGES, /* move_pages(2), also in query mode */
 	VFD_SYS_ALLOC, /* malloc, calloc, realloc, aligned allocation */
 	VFD_SYS_NR,
 	VFD_SYS_ANY = VFD_SYS_NR, /* vfd_fault_arm(): count calls of every class */
@@ -75,6 +78,18 @@ ssize_t vfd_readlink(const char *path, char *buf, size_t len);
 int vfd_access(const char *path, int mode);
 /* getdents64(2) on a directory fd (open it with O_DIRECTORY): bytes read, 0 at the end. */
 ssize_t vfd_getdents64(int fd, void *buf, size_t len);
+/*
+ * The NUMA system calls, raw (no libnuma: see lib/dma/arena.c): mbind(2),
+ * get_mempolicy(2) and move_pages(2) of this process (pid 0).  move_pages
+ * with @nodes NULL only queries: @status gets each page's node or -errno.
+ */
+int vfd_mbind(void *addr, size_t len, int mode, const unsigned long *nodemask,
+	      unsigned long maxnode, unsigned int flags);
+int vfd_get_mempolicy(int *mode, unsigned long *nodemask, unsigned long maxnode, void *addr,
+		      unsigned long flags);
+int vfd_move_pages(unsigned long count, void **pages, const int *nodes, int *status, int flags);
+/* The base page size (sysconf(_SC_PAGESIZE); no system call, never fails). */
+size_t vfd_page_size(void);
 
 void *vfd_malloc(size_t size);
 void *vfd_calloc(size_t n, size_t size);

@@ -396,13 +396,13 @@ start_boot() {
 	# with a trailer written while the other CPUs are stopped, so no user
 	# output can break it up (with panic=-1 the guest reboots before it).
 	local cmdline="console=ttyS0 intel_iommu=on iommu=nopt panic=0 no_timer_check"
-	# two 1 GiB pages, unless the test reserves hugepages itself
-	[[ ${B_cmdline[$b]} == *hugepages=* ]] || cmdline+=" hugepagesz=1G hugepages=2"
+	# one 1 GiB page on each node, unless the test reserves hugepages itself
+	[[ ${B_cmdline[$b]} == *hugepages=* ]] || cmdline+=" hugepagesz=1G hugepages=0:1,1:1"
 	cmdline+=" vfdma.plan=$b ${B_cmdline[$b]}"
 	# shellcheck disable=SC2054 # commas belong to QEMU options
 	local qemu=(qemu-system-x86_64 "${qemu_accel[@]}" -machine q35,kernel-irqchip=split
-		-smp 2,sockets=2,cores=1,threads=1 -m 6G
-		-object memory-backend-ram,id=m0,size=3G -numa node,nodeid=0,cpus=0,memdev=m0
+		-smp 2,sockets=2,cores=1,threads=1 -m 7G
+		-object memory-backend-ram,id=m0,size=4G -numa node,nodeid=0,cpus=0,memdev=m0
 		-object memory-backend-ram,id=m1,size=3G -numa node,nodeid=1,cpus=1,memdev=m1
 		-device intel-iommu,intremap=on,caching-mode=on
 		"${drives[@]}"
