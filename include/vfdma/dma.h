@@ -129,6 +129,28 @@ struct vfdma_pool;
 /** Pool flag: never return idle arenas by itself (only vfdma_pool_trim()). */
 #define VFDMA_POOL_KEEP_IDLE (1u << 1)
 
+/**
+ * Memory for a pool from elsewhere instead of its own arenas (for example
+ * DPDK's: see vfdma_dpdk_pool_create() in vfdma/dpdk.h).
+ */
+struct vfdma_pool_source {
+	/**
+	 * Return @p size bytes (a multiple of 2 MiB) of memory, 2 MiB-aligned,
+	 * on NUMA node @p node (or any, for VFDMA_NUMA_ANY), and set
+	 * @p page_size to the page size backing it; NULL if there is none.
+	 */
+	void *(*get)(void *ctx, uint64_t size, int node, uint64_t *page_size);
+	/** Give back memory get() returned. */
+	void (*put)(void *ctx, void *addr, uint64_t size);
+	void *ctx; /**< passed to get() and put() */
+	/**
+	 * Non-zero if the memory get() returns is already mapped in the
+	 * pool's domain at contiguous IOVAs: the pool then uses those IOVAs
+	 * and never maps or unmaps it.  Zero: the pool maps it, as its own.
+	 */
+	int premapped;
+};
+
 /** Options for vfdma_pool_create(); zero means "default" for every field. */
 struct vfdma_pool_opts {
 	unsigned int flags; /**< VFDMA_POOL_* */
@@ -148,6 +170,8 @@ struct vfdma_pool_opts {
 	uint64_t idle_keep;
 	/** Options for the pool's arenas (page sizes, NUMA binding mode, device). */
 	const struct vfdma_arena_opts *arena;
+	/** Where arenas come from; NULL: hugepage arenas of the pool's own. */
+	const struct vfdma_pool_source *source;
 };
 
 /**

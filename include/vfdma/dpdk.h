@@ -24,6 +24,7 @@
 #ifndef VFDMA_DPDK_H
 #define VFDMA_DPDK_H
 
+#include "vfdma/dma.h"
 #include "vfdma/iommu.h"
 
 #ifdef __cplusplus
@@ -57,6 +58,21 @@ int vfdma_dpdk_detach(struct vfdma_domain *dom);
  * @return 0; -EINVAL (NULL @p dom), -ENOENT (not attached).
  */
 int vfdma_dpdk_get_stats(struct vfdma_domain *dom, uint64_t *mappings, uint64_t *bytes);
+
+/**
+ * Create a DMA pool (vfdma/dma.h) whose arenas are DPDK memory
+ * (rte_malloc_socket()) instead of vfdma's own hugepage arenas.  @p dom
+ * must be attached (vfdma_dpdk_attach()): the memory is already mapped, so
+ * the pool uses the attachment's IOVAs and maps nothing itself.  Destroy
+ * the pool with vfdma_pool_destroy() before detaching.
+ * @param node  a NUMA node (DPDK socket) or VFDMA_NUMA_ANY
+ * @param opts  pool options or NULL; @c source must be NULL (it is set here)
+ * @return the pool, or NULL with errno: EINVAL (NULL domain, opts with a
+ *         source, or as vfdma_pool_create()), ENOENT (the domain is not
+ *         attached), or as vfdma_pool_create().
+ */
+struct vfdma_pool *vfdma_dpdk_pool_create(struct vfdma_domain *dom, int node,
+					  const struct vfdma_pool_opts *opts);
 
 #ifdef __cplusplus
 }

@@ -153,6 +153,8 @@ static void parena_free_slabs(struct vfd_parena *pa)
 	}
 }
 
+static void arena_put(struct vfdma_pool *p, struct vfd_parena *pa);
+
 int vfd_pool_reap(struct vfdma_pool *p, struct vfd_parena *reap)
 {
 	int first = 0;
@@ -160,13 +162,13 @@ int vfd_pool_reap(struct vfdma_pool *p, struct vfd_parena *reap)
 	while (reap) {
 		struct vfd_parena *pa = reap;
 		reap = pa->next;
-		int rc = vfdma_unmap(p->dom, pa->iova, pa->size);
+		int rc = pa->premapped ? 0 : vfdma_unmap(p->dom, pa->iova, pa->size);
 		if (rc < 0) {
 			VFD_ERR("pool: unmap of arena at iova 0x%llx failed: %d",
 				(unsigned long long)pa->iova, rc);
 			first = first ? first : rc;
 		}
-		vfdma_arena_destroy(pa->arena);
+		arena_put(p, pa);
 		parena_free(pa);
 	}
 	return first;
@@ -192,6 +194,63 @@ static int radix_prepare(struct vfdma_pool *p, const struct vfd_parena *pa)
 	return 0;
 }
 
+/*
+ * The IOVA of premapped memory [va, va + size): it must be translated at
+ * contiguous IOVAs all along (it may be several mappings, e.g. one per
+ * page).
+ */
+static int premapped_iova(struct vfdma_domain *dom, const char *va, uint64_t size, uint64_t *iova)
+{
+	uint64_t first = 0;
+	for (uint64_t off = 0; off < size;) {
+		uint64_t iv, len;
+		int rc = vfdma_vaddr_to_iova(dom, va + off, &iv, &len);
+		if (rc < 0)
+			return rc == -ENOENT ? -EFAULT : rc;
+		if (off == 0)
+			first = iv;
+		else if (iv != first + off)
+			return -EFAULT;
+		off += len;
+	}
+	*iova = first;
+	return 0;
+}
+
+/* Get an arena's memory: the pool's own arena, or from the source. */
+static int arena_get(struct vfdma_pool *p, struct vfd_heap *h, uint64_t size,
+		     struct vfdma_arena_info *ai, struct vfdma_arena **arena)
+{
+	*arena = NULL;
+	if (!p->src.get) {
+		*arena = vfdma_arena_create(size, h->node, &p->aopts);
+		if (!*arena)
+			return -errno;
+		return vfdma_arena_get_info(*arena, ai);
+	}
+	uint64_t pgsize = 0;
+	void *va = p->src.get(p->src.ctx, size, h->node, &pgsize);
+	if (!va)
+		return -ENOMEM;
+	if (((uintptr_t)va & (SZ_2M - 1)) || pgsize < PAGE || (pgsize & (pgsize - 1))) {
+		VFD_ERR("pool: the memory source gave %p (page size %llu): not 2 MiB-aligned", va,
+			(unsigned long long)pgsize);
+		p->src.put(p->src.ctx, va, size);
+		return -EINVAL;
+	}
+	*ai = (struct vfdma_arena_info){.addr = va, .size = size, .page_size = pgsize,
+					.node_requested = h->node, .node = h->node};
+	return 0;
+}
+
+static void arena_put(struct vfdma_pool *p, struct vfd_parena *pa)
+{
+	if (p->src.get)
+		p->src.put(p->src.ctx, pa->base, pa->size);
+	else
+		vfdma_arena_destroy(pa->arena);
+}
+
 static int parena_make(struct vfdma_pool *p, struct vfd_heap *h, uint64_t size,
 		       struct vfd_parena **out)
 {
@@ -201,13 +260,12 @@ static int parena_make(struct vfdma_pool *p, struct vfd_heap *h, uint64_t size,
 
 	if (!pa)
 		return -ENOMEM;
-	pa->arena = vfdma_arena_create(size, h->node, &p->aopts);
-	if (!pa->arena) {
-		rc = -errno;
+	rc = arena_get(p, h, size, &ai, &pa->arena);
+	if (rc < 0) {
+		vfdma_arena_destroy(pa->arena);
 		vfd_free(pa);
 		return rc;
 	}
-	vfdma_arena_get_info(pa->arena, &ai);
 	pa->heap = h;
 	pa->base = ai.addr;
 	pa->size = ai.size;
@@ -217,10 +275,15 @@ static int parena_make(struct vfdma_pool *p, struct vfd_heap *h, uint64_t size,
 	pa->freemap = vfd_calloc((pa->npages + 63) / 64, sizeof(uint64_t));
 	pa->run = vfd_calloc(pa->npages, sizeof(uint32_t));
 	pa->chunk = vfd_calloc(ai.size >> VFD_POOL_CHUNK_SHIFT, sizeof(*pa->chunk));
+	rc = -ENOMEM;
 	if (!pa->freemap || !pa->run || !pa->chunk)
 		goto fail;
 	set_bits(pa->freemap, 0, pa->npages, true);
-	rc = vfdma_map(p->dom, pa->base, pa->size, VFDMA_PROT_RW, 0, &pa->iova);
+	pa->premapped = p->src.get && p->src.premapped;
+	if (pa->premapped)
+		rc = premapped_iova(p->dom, pa->base, pa->size, &pa->iova);
+	else
+		rc = vfdma_map(p->dom, pa->base, pa->size, VFDMA_PROT_RW, 0, &pa->iova);
 	if (rc < 0)
 		goto fail;
 	uint64_t both = (uintptr_t)pa->base | pa->iova;
@@ -232,7 +295,7 @@ static int parena_make(struct vfdma_pool *p, struct vfd_heap *h, uint64_t size,
 	*out = pa;
 	return 0;
 fail:
-	vfdma_arena_destroy(pa->arena);
+	arena_put(p, pa);
 	parena_free(pa);
 	return rc;
 }
@@ -306,6 +369,10 @@ struct vfdma_pool *vfdma_pool_create(struct vfdma_domain *dom, int node,
 		o = *opts;
 	if (o.arena)
 		ao = *o.arena;
+	if (o.source && (!o.source->get || !o.source->put)) {
+		errno = EINVAL;
+		return NULL;
+	}
 	if (!dom || (o.flags & ~flags) || (o.flags & flags) == flags ||
 	    o.arena_size >= POOL_MAX_SIZE || node < VFDMA_NUMA_ANY || node >= VFD_POOL_MAX_NODES ||
 	    (ao.flags & ~VFDMA_ARENA_PREFERRED) || (ao.pgsizes & ~pgs)) {
@@ -341,6 +408,8 @@ struct vfdma_pool *vfdma_pool_create(struct vfdma_domain *dom, int node,
 	p->idle_keep = o.idle_keep ? o.idle_keep : p->arena_size;
 	p->aopts = ao;
 	p->aopts.dev = NULL; /* the node is resolved here, once */
+	if (o.source)
+		p->src = *o.source;
 	return p;
 }
 

@@ -102,6 +102,7 @@ struct vfd_parena {
 	uint32_t npages;
 	uint32_t used_pages;	 /* in slabs and runs (pool lock) */
 	bool fresh;		 /* not yet used since it was added */
+	bool premapped;		 /* from a source that mapped it: never (un)mapped here */
 	uint64_t *freemap;	 /* a bit per page, 1 = free (pool lock) */
 	uint32_t *run;		 /* per page: length of the run starting there (pool lock) */
 	struct vfd_slab **chunk; /* per 64 KiB: its slab or NULL (__atomic; set under pool lock) */
@@ -120,6 +121,7 @@ struct vfdma_pool {
 	uint64_t max_bytes;
 	uint64_t idle_keep;
 	struct vfdma_arena_opts aopts;
+	struct vfdma_pool_source src; /* get == NULL: own arenas */
 	/* pool lock */
 	uint64_t bytes;	     /* of arenas held */
 	uint64_t idle_bytes; /* of arenas that became idle and were kept */

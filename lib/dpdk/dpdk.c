@@ -27,6 +27,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 #include <rte_memory.h>
 
 #include "vfdma/dma.h"
@@ -311,4 +312,48 @@ int vfdma_dpdk_get_stats(struct vfdma_domain *dom, uint64_t *mappings, uint64_t 
 	}
 	pthread_mutex_unlock(&g_lock);
 	return a ? 0 : -ENOENT;
+}
+
+/* ---- a DMA pool of DPDK memory ---- */
+
+static void *pool_get(void *ctx, uint64_t size, int node, uint64_t *page_size)
+{
+	(void)ctx;
+	void *va = rte_malloc_socket("vfdma-pool", size, 2u << 20, node);
+	const struct rte_memseg_list *msl = va ? rte_mem_virt2memseg_list(va) : NULL;
+	if (va && !msl) {
+		rte_free(va);
+		return NULL;
+	}
+	if (va)
+		*page_size = msl->page_sz;
+	return va;
+}
+
+static void pool_put(void *ctx, void *addr, uint64_t size)
+{
+	(void)ctx;
+	(void)size;
+	rte_free(addr);
+}
+
+struct vfdma_pool *vfdma_dpdk_pool_create(struct vfdma_domain *dom, int node,
+					  const struct vfdma_pool_opts *opts)
+{
+	if (!dom || (opts && opts->source)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	pthread_mutex_lock(&g_lock);
+	int attached = find_att(dom) != NULL;
+	pthread_mutex_unlock(&g_lock);
+	if (!attached) {
+		errno = ENOENT;
+		return NULL;
+	}
+	static const struct vfdma_pool_source src = {
+		.get = pool_get, .put = pool_put, .premapped = 1};
+	struct vfdma_pool_opts o = opts ? *opts : (struct vfdma_pool_opts){0};
+	o.source = &src;
+	return vfdma_pool_create(dom, node, &o);
 }

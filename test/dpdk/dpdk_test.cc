@@ -253,3 +253,47 @@ TEST_F(Dpdk, TwoDomains)
 	EXPECT_EQ(vfdma_dpdk_detach(dom2), 0);
 	EXPECT_EQ(vfdma_domain_close(dom2), 0);
 }
+
+// A DMA pool whose arenas are DPDK memory: its buffers' IOVAs are DPDK's,
+// a device writes into them, nothing is mapped twice.
+TEST_F(Dpdk, PoolOfDpdkMemory)
+{
+	errno = 0;
+	EXPECT_EQ(vfdma_dpdk_pool_create(dom, VFDMA_NUMA_ANY, nullptr), nullptr);
+	EXPECT_EQ(errno, ENOENT);
+	ASSERT_EQ(vfdma_dpdk_attach(dom), 0);
+	vfdma_pool_source bogus = {};
+	vfdma_pool_opts bad = {};
+	bad.source = &bogus;
+	errno = 0;
+	EXPECT_EQ(vfdma_dpdk_pool_create(dom, VFDMA_NUMA_ANY, &bad), nullptr);
+	EXPECT_EQ(errno, EINVAL);
+	vfdma_pool_opts po = {};
+	po.arena_size = 8u << 20;
+	vfdma_pool *pool = vfdma_dpdk_pool_create(dom, VFDMA_NUMA_ANY, &po);
+	ASSERT_NE(pool, nullptr) << strerror(errno);
+	uint64_t before = mappings(dom);
+	std::vector<std::pair<void *, uint64_t>> bufs;
+	for (uint64_t size : {64u, 4096u, 65536u, 3u << 20}) {
+		uint64_t iova = 0;
+		void *b = vfdma_dma_alloc(pool, size, 0, VFDMA_NUMA_ANY, &iova);
+		ASSERT_NE(b, nullptr) << size;
+		EXPECT_EQ(iova, rte_mem_virt2iova(b));
+		dma_check(dev, iova, b, size < 8192 ? size : 8192, (uint8_t)size);
+		bufs.emplace_back(b, iova);
+	}
+	vfdma_pool_stats st;
+	ASSERT_EQ(vfdma_pool_get_stats(pool, &st), 0);
+	EXPECT_GE(st.arenas, 1u);
+	// the pool mapped nothing itself (only DPDK memory events may add)
+	uint64_t n = 0;
+	ASSERT_EQ(vfdma_dpdk_get_stats(dom, &n, nullptr), 0);
+	EXPECT_EQ(mappings(dom), n);
+	EXPECT_GE(mappings(dom), before);
+	for (auto &b : bufs)
+		EXPECT_EQ(vfdma_dma_free(pool, b.first), 0);
+	EXPECT_EQ(vfdma_pool_destroy(pool), 0);
+	EXPECT_EQ(vfdma_domain_check(dom), 0);
+	EXPECT_EQ(vfdma_dpdk_detach(dom), 0);
+	EXPECT_EQ(mappings(dom), 0u);
+}

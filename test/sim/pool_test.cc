@@ -552,3 +552,73 @@ TEST(SimPool, TrimRacesWithAllocation)
 	EXPECT_EQ(errors.load(), 0);
 	EXPECT_EQ(stats(f.pool).buffers, 0u);
 }
+
+namespace
+{
+// A memory source of plain 2 MiB-aligned heap memory, counting its calls.
+struct HeapSource {
+	int gets = 0, puts = 0, fail = 0;
+	uint64_t out = 0;
+	static void *get(void *ctx, uint64_t size, int, uint64_t *pgsize)
+	{
+		auto *s = static_cast<HeapSource *>(ctx);
+		if (s->fail)
+			return nullptr;
+		void *p = aligned_alloc(M2, size);
+		if (p) {
+			memset(p, 0, size);
+			s->gets++;
+			s->out += size;
+			*pgsize = K4;
+		}
+		return p;
+	}
+	static void put(void *ctx, void *addr, uint64_t size)
+	{
+		auto *s = static_cast<HeapSource *>(ctx);
+		s->puts++;
+		s->out -= size;
+		free(addr);
+	}
+};
+} // namespace
+
+// A pool over memory from a caller's source: the pool maps it (premapped
+// 0), devices reach its buffers, and every piece goes back to the source.
+TEST(SimPool, ArenasFromACallersSource)
+{
+	vfdma_domain *d = open_sim();
+	ASSERT_NE(d, nullptr);
+	vfdma_device *dev = vfdma_sim_device_create(d);
+	ASSERT_NE(dev, nullptr);
+	HeapSource hs;
+	vfdma_pool_source src = {HeapSource::get, HeapSource::put, &hs, 0};
+	vfdma_pool_source half = {HeapSource::get, nullptr, &hs, 0};
+	vfdma_pool_opts o = {};
+	o.arena_size = 4 * M2;
+	o.source = &half;
+	errno = 0;
+	EXPECT_EQ(vfdma_pool_create(d, VFDMA_NUMA_ANY, &o), nullptr);
+	EXPECT_EQ(errno, EINVAL);
+	o.source = &src;
+	vfdma_pool *p = vfdma_pool_create(d, VFDMA_NUMA_ANY, &o);
+	ASSERT_NE(p, nullptr);
+	uint64_t iova = 0;
+	void *b = vfdma_dma_alloc(p, 5 * K4, 0, VFDMA_NUMA_ANY, &iova);
+	ASSERT_NE(b, nullptr);
+	EXPECT_EQ(hs.gets, 1);
+	EXPECT_EQ(dinfo(d).mappings, 1u);
+	device_round_trip(dev, b, iova, 5 * K4, 3);
+	// a source with nothing left: growth fails cleanly
+	hs.fail = 1;
+	errno = 0;
+	EXPECT_EQ(vfdma_dma_alloc(p, 8 * M2, 0, VFDMA_NUMA_ANY, nullptr), nullptr);
+	EXPECT_EQ(errno, ENOMEM);
+	EXPECT_EQ(vfdma_dma_free(p, b), 0);
+	EXPECT_EQ(vfdma_pool_destroy(p), 0);
+	EXPECT_EQ(hs.puts, hs.gets);
+	EXPECT_EQ(hs.out, 0u);
+	EXPECT_EQ(dinfo(d).mappings, 0u);
+	EXPECT_EQ(vfdma_device_close(dev), 0);
+	EXPECT_EQ(vfdma_domain_close(d), 0);
+}
