@@ -18,6 +18,7 @@
 #include "vfdma/iommu.h"
 #include "vfdma/dma.h"
 #include "vfdma/arena.h"
+#include "vfdma/mem.h"
 #include "vfdma/pci.h"
 #include "vfdma/sim.h"
 #include "vfdma/dirty.h"

@@ -208,6 +208,7 @@ int vfdma_domain_close(struct vfdma_domain *dom)
 	int err = 0;
 	pthread_rwlock_wrlock(&dom->op_lock);
 	vfd_dirty_release(dom);
+	vfd_mem_destroy(dom);
 	pthread_mutex_lock(&dom->lock);
 	vfd_map_destroy_all(dom, &err);
 	pthread_mutex_unlock(&dom->lock);
@@ -226,6 +227,8 @@ int vfdma_domain_close(struct vfdma_domain *dom)
 	dom->ops->close(dom);
 	pthread_rwlock_unlock(&dom->op_lock);
 	vfdma_iova_space_destroy(dom->iova);
+	vfd_xlate_fini(&dom->xl_va);
+	vfd_xlate_fini(&dom->xl_iova);
 	pthread_rwlock_destroy(&dom->op_lock);
 	pthread_mutex_destroy(&dom->lock);
 	vfd_free(dom->ranges);

@@ -27,6 +27,7 @@
 #include "vfdma/dma.h"
 #include "vfdma/iommu.h"
 #include "vfdma/pci.h"
+#include "dma/xlate.h"
 #include "util/rbtree.h"
 
 struct vfdma_domain;
@@ -106,6 +107,8 @@ struct vfd_map {
 	uint64_t va_max_end; /* augmented: largest va + len in the by_va subtree */
 	unsigned int prot;
 	bool fixed;	     /* IOVA given by the caller (alloc_fixed) */
+	bool untabled;	     /* beyond the translation tables' 48 bits: trees only */
+	bool hidden;	     /* a mapping-cache entry's: no vaddr -> IOVA translation */
 	struct vfd_map *next; /* deferred queue */
 };
 
@@ -130,6 +133,18 @@ struct vfdma_domain {
 	struct vfd_rb_root by_va;
 	uint64_t nr_maps;
 	uint64_t mapped_bytes;
+	/*
+	 * Lock-free translation (lib/dma/xlate.h), written with the table
+	 * under lock, read without: vaddr -> lowest IOVA, IOVA -> vaddr.
+	 * Mappings that do not fit the tables (xl_untabled, atomic) send
+	 * translation to the trees.
+	 */
+	struct vfd_xlate xl_va;
+	struct vfd_xlate xl_iova;
+	uint64_t xl_untabled;
+
+	/* Registrations and the mapping cache (lib/dma/memreg.c); atomic, lazily made. */
+	struct vfd_memreg *mem;
 
 	/* Deferred unmaps (under lock). */
 	struct vfd_map *defer_head;
@@ -212,6 +227,24 @@ void vfd_map_table_init(struct vfdma_domain *dom);
 void vfd_dirty_harvest(struct vfdma_domain *dom, uint64_t iova, uint64_t len);
 /* dirty.c: domain close with a log still running: stop and free it. */
 void vfd_dirty_release(struct vfdma_domain *dom);
+
+/*
+ * vfdma_map() for the mapping cache: the mapping gets no vaddr -> IOVA
+ * translation (vfdma_vaddr_to_iova() never returns it, so memory it returns
+ * is always owned by someone else than the cache); IOVA -> vaddr works.
+ */
+int vfd_map_hidden(struct vfdma_domain *dom, void *vaddr, uint64_t len, unsigned int prot,
+		   uint64_t *iova);
+
+/*
+ * memreg.c: translate @va through the mapping cache (entries hidden from
+ * the domain's vaddr table): 0 with the IOVA and the bytes to the end of
+ * the entry, or -ENOENT.  Lock-free.
+ */
+int vfd_mem_cache_xlate(struct vfdma_domain *dom, uint64_t va, uint64_t *iova, uint64_t *len);
+
+/* memreg.c: free the registry and cache of a closing domain (op_lock exclusive). */
+void vfd_mem_destroy(struct vfdma_domain *dom);
 
 /* For tests: the page table of a sim domain (NULL for other backends). */
 struct vfd_simpt *vfd_sim_domain_pt(struct vfdma_domain *dom);

@@ -10,7 +10,10 @@
  *  - an IOVA is freed in the allocator only after the kernel unmap of it
  *    returned, so it is never handed out while the IOMMU still maps it;
  *  - a mapping leaves the table before its kernel unmap, so no translation
- *    is handed out for memory that is about to be unmapped.
+ *    is handed out for memory that is about to be unmapped;
+ *  - the lock-free translation tables (dom->xl_va, dom->xl_iova) hold
+ *    exactly the mappings of the trees that fit them: they change with the
+ *    trees, under dom->lock, and vaddr pages translate to the lowest IOVA.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -20,6 +23,9 @@
 #include "iommu/domain.h"
 #include "util/log.h"
 #include "util/sys.h"
+
+/* Internal map flag (vfd_map_hidden): see domain.h. */
+#define VFD_MAP_HIDDEN (1u << 31)
 
 uint64_t vfd_now_ns(void)
 {
@@ -53,6 +59,39 @@ void vfd_map_table_init(struct vfdma_domain *dom)
 {
 	dom->by_iova = (struct vfd_rb_root){NULL, NULL};
 	dom->by_va = (struct vfd_rb_root){NULL, va_update};
+	vfd_xlate_init(&dom->xl_va, VFD_XLATE_LINEAR);
+	vfd_xlate_init(&dom->xl_iova, VFD_XLATE_LINEAR);
+}
+
+static bool fits_tables(const struct vfd_map *m)
+{
+	return vfd_xlate_fits(m->va, m->len) && vfd_xlate_fits(m->iova, m->len);
+}
+
+/* Tables for @m before table_insert() (dom->lock held); -ENOMEM. */
+static int tables_prepare(struct vfdma_domain *dom, struct vfd_map *m)
+{
+	m->untabled = !fits_tables(m);
+	if (m->untabled)
+		return 0;
+	int rc = m->hidden ? 0 : vfd_xlate_prepare(&dom->xl_va, m->va, m->len);
+	return rc ? rc : vfd_xlate_prepare(&dom->xl_iova, m->iova, m->len);
+}
+
+static void find_va(struct vfd_rb_node *n, uintptr_t va, struct vfd_map **best);
+
+/* vfd_xlate_best_fn for the vaddr table: the lowest-IOVA tabled mapping left. */
+static bool best_va(void *ctx, uint64_t key, uint64_t *k0, uint64_t *t0, uint64_t *l0)
+{
+	struct vfdma_domain *dom = ctx;
+	struct vfd_map *m = NULL;
+	find_va(dom->by_va.node, key, &m);
+	if (!m)
+		return false;
+	*k0 = m->va;
+	*t0 = m->iova;
+	*l0 = m->len;
+	return true;
 }
 
 static void table_insert(struct vfdma_domain *dom, struct vfd_map *m)
@@ -77,6 +116,15 @@ static void table_insert(struct vfdma_domain *dom, struct vfd_map *m)
 	vfd_rb_insert(&dom->by_va, &m->by_va);
 	dom->nr_maps++;
 	dom->mapped_bytes += m->len;
+	if (m->untabled && !m->hidden) {
+		__atomic_add_fetch(&dom->xl_untabled, 1, __ATOMIC_RELEASE);
+		return;
+	}
+	if (m->untabled)
+		return;
+	if (!m->hidden)
+		vfd_xlate_set(&dom->xl_va, m->va, m->len, m->iova, true);
+	vfd_xlate_set(&dom->xl_iova, m->iova, m->len, m->va, false);
 }
 
 static void table_remove(struct vfdma_domain *dom, struct vfd_map *m)
@@ -85,6 +133,16 @@ static void table_remove(struct vfdma_domain *dom, struct vfd_map *m)
 	vfd_rb_erase(&dom->by_va, &m->by_va);
 	dom->nr_maps--;
 	dom->mapped_bytes -= m->len;
+	if (m->untabled && !m->hidden) {
+		__atomic_sub_fetch(&dom->xl_untabled, 1, __ATOMIC_RELEASE);
+		return;
+	}
+	if (m->untabled)
+		return;
+	/* Out of the trees already, so best_va() finds the mappings left. */
+	if (!m->hidden)
+		vfd_xlate_remove(&dom->xl_va, m->va, m->len, m->iova, best_va, dom);
+	vfd_xlate_remove(&dom->xl_iova, m->iova, m->len, m->va, NULL, NULL);
 }
 
 /* The mapping containing @iova, or NULL. */
@@ -104,18 +162,32 @@ static struct vfd_map *find_iova(struct vfdma_domain *dom, uint64_t iova)
 	return best && iova - best->iova < best->len ? best : NULL;
 }
 
-/* The mapping with the lowest IOVA among those containing @va, or NULL. */
+/*
+ * The mapping with the lowest IOVA among those containing @va, or NULL.
+ * Hidden (mapping-cache) mappings never count; untabled ones are skipped
+ * when the answer is for the tables.
+ */
+static void find_va_in(struct vfd_rb_node *n, uintptr_t va, struct vfd_map **best,
+		       bool tabled_only);
+
 static void find_va(struct vfd_rb_node *n, uintptr_t va, struct vfd_map **best)
+{
+	find_va_in(n, va, best, true);
+}
+
+static void find_va_in(struct vfd_rb_node *n, uintptr_t va, struct vfd_map **best,
+		       bool tabled_only)
 {
 	while (n) {
 		struct vfd_map *m = map_of_va(n);
 		if (m->va_max_end <= va)
 			return;
 		if (n->left)
-			find_va(n->left, va, best);
+			find_va_in(n->left, va, best, tabled_only);
 		if (m->va > va)
 			return; /* everything to the right starts later still */
-		if (va - m->va < m->len && (!*best || m->iova < (*best)->iova))
+		if (va - m->va < m->len && (!*best || m->iova < (*best)->iova) && !m->hidden &&
+		    !(tabled_only && m->untabled))
 			*best = m;
 		n = n->right;
 	}
@@ -258,6 +330,7 @@ static int map_groups(struct vfdma_domain *dom, struct vfdma_map_run *runs, size
 		m->va = (uintptr_t)runs[starts[g]].vaddr;
 		m->iova = runs[starts[g]].iova;
 		m->prot = prot;
+		m->hidden = flags & VFD_MAP_HIDDEN;
 		for (size_t r = starts[g]; r < end; r++)
 			m->len += runs[r].len;
 		rc = iova_take(dom, m, flags);
@@ -271,6 +344,13 @@ static int map_groups(struct vfdma_domain *dom, struct vfdma_map_run *runs, size
 		done++;
 	}
 	pthread_mutex_lock(&dom->lock);
+	for (g = 0; g < ngroups; g++) {
+		rc = tables_prepare(dom, maps[g]);
+		if (rc) {
+			pthread_mutex_unlock(&dom->lock);
+			goto undo;
+		}
+	}
 	for (g = 0; g < ngroups; g++) {
 		size_t end = g + 1 < ngroups ? starts[g + 1] : nruns;
 		uint64_t off = 0;
@@ -308,11 +388,27 @@ static int map_enter(struct vfdma_domain *dom)
 
 static void maybe_flush_on_time(struct vfdma_domain *dom);
 
+static int map_one(struct vfdma_domain *dom, void *vaddr, uint64_t len, unsigned int prot,
+		   unsigned int flags, uint64_t *iova);
+
+int vfd_map_hidden(struct vfdma_domain *dom, void *vaddr, uint64_t len, unsigned int prot,
+		   uint64_t *iova)
+{
+	return map_one(dom, vaddr, len, prot, VFD_MAP_HIDDEN, iova);
+}
+
 int vfdma_map(struct vfdma_domain *dom, void *vaddr, uint64_t len, unsigned int prot,
 	      unsigned int flags, uint64_t *iova)
 {
-	if (!dom || !iova || !prot || (prot & ~VFDMA_PROT_RW) ||
-	    (flags & ~(VFDMA_MAP_FIXED | VFDMA_MAP_NOCOALESCE)))
+	if (flags & ~(VFDMA_MAP_FIXED | VFDMA_MAP_NOCOALESCE))
+		return -EINVAL;
+	return map_one(dom, vaddr, len, prot, flags, iova);
+}
+
+static int map_one(struct vfdma_domain *dom, void *vaddr, uint64_t len, unsigned int prot,
+		   unsigned int flags, uint64_t *iova)
+{
+	if (!dom || !iova || !prot || (prot & ~VFDMA_PROT_RW))
 		return -EINVAL;
 	int rc = check_run(dom, vaddr, len, *iova, flags);
 	if (rc)
@@ -553,15 +649,33 @@ int vfdma_unmap_batch(struct vfdma_domain *dom, const struct vfdma_map_run *runs
 	return unmap_runs(dom, runs, n);
 }
 
+/*
+ * Translation: the tables without a lock; the trees under the lock only
+ * when a mapping does not fit the tables or a run is too long for an entry
+ * to give its length.  A caller racing an unmap of the same memory gets
+ * the translation before or after it, as with a lock.
+ */
 int vfdma_vaddr_to_iova(struct vfdma_domain *dom, const void *vaddr, uint64_t *iova,
 			uint64_t *len)
 {
 	if (!dom || !iova)
 		return -EINVAL;
 	uintptr_t va = (uintptr_t)vaddr;
+	if (!__atomic_load_n(&dom->xl_untabled, __ATOMIC_ACQUIRE)) {
+		uint64_t t, l;
+		int rc = vfd_xlate_lookup(&dom->xl_va, va, &t, &l);
+		if (rc == -ENOENT)
+			return rc;
+		if (rc == 0 || !len) {
+			*iova = t;
+			if (len)
+				*len = l;
+			return 0;
+		}
+	}
 	struct vfd_map *m = NULL;
 	pthread_mutex_lock(&dom->lock);
-	find_va(dom->by_va.node, va, &m);
+	find_va_in(dom->by_va.node, va, &m, false);
 	if (m) {
 		*iova = m->iova + (va - m->va);
 		if (len)
@@ -575,6 +689,18 @@ int vfdma_iova_to_vaddr(struct vfdma_domain *dom, uint64_t iova, void **vaddr, u
 {
 	if (!dom || !vaddr)
 		return -EINVAL;
+	if (!__atomic_load_n(&dom->xl_untabled, __ATOMIC_ACQUIRE)) {
+		uint64_t t, l;
+		int rc = vfd_xlate_lookup(&dom->xl_iova, iova, &t, &l);
+		if (rc == -ENOENT)
+			return rc;
+		if (rc == 0 || !len) {
+			*vaddr = (void *)(uintptr_t)t;
+			if (len)
+				*len = l;
+			return 0;
+		}
+	}
 	pthread_mutex_lock(&dom->lock);
 	struct vfd_map *m = find_iova(dom, iova);
 	if (m) {
