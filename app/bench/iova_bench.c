@@ -26,7 +26,13 @@ struct opts {
 	unsigned threads;
 	uint64_t max_live;
 	bool quick;
+	const char *only; /* run one part only (pairs, fragmented, limit32, memory) */
 };
+
+static bool want(const struct opts *o, const char *part)
+{
+	return !o->only || !strcmp(o->only, part);
+}
 
 static struct vfdma_iova_space *x86_space(unsigned bits, unsigned flags)
 {
@@ -396,7 +402,8 @@ static void usage(FILE *f)
 		   "  --quick       fewer samples and runs (CI)\n"
 		   "  --seed N      random seed (default 1)\n"
 		   "  --threads N   threads for the multi-thread pair figure (default 2)\n"
-		   "  --max-live N  largest live count of the fragmented test (default 1000000)\n");
+		   "  --max-live N  largest live count of the fragmented test (default 1000000)\n"
+		   "  --only PART   run one part: pairs, fragmented, limit32 or memory\n");
 }
 
 int bench_iova(int argc, char **argv)
@@ -405,11 +412,12 @@ int bench_iova(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "quick", no_argument, NULL, 'q' },	   { "seed", required_argument, NULL, 's' },
 		{ "threads", required_argument, NULL, 't' }, { "max-live", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },	   { NULL, 0, NULL, 0 },
+		{ "only", required_argument, NULL, 'o' },  { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "qs:t:m:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "qs:t:m:o:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			o.quick = true;
@@ -427,6 +435,9 @@ int bench_iova(int argc, char **argv)
 		case 'm':
 			o.max_live = strtoull(optarg, NULL, 0);
 			break;
+		case 'o':
+			o.only = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -438,11 +449,16 @@ int bench_iova(int argc, char **argv)
 	uint64_t t0 = bench_now_ns();
 	bench_ticks_per_ns();
 	printf("{\n  \"bench\": \"iova\",\n  \"version\": \"%s\",\n", vfdma_version());
-	bench_pairs(&o, stdout);
-	bench_fragmented(&o, stdout);
-	bench_limit32(&o, stdout, VFDMA_IOVA_NOCACHE, "limit32_nocache");
-	bench_limit32(&o, stdout, 0, "limit32_cached");
-	bench_memory(&o, stdout);
+	if (want(&o, "pairs"))
+		bench_pairs(&o, stdout);
+	if (want(&o, "fragmented"))
+		bench_fragmented(&o, stdout);
+	if (want(&o, "limit32")) {
+		bench_limit32(&o, stdout, VFDMA_IOVA_NOCACHE, "limit32_nocache");
+		bench_limit32(&o, stdout, 0, "limit32_cached");
+	}
+	if (want(&o, "memory"))
+		bench_memory(&o, stdout);
 	printf("  \"seconds\": %.1f\n}\n", (double)(bench_now_ns() - t0) / 1e9);
 	return 0;
 }

@@ -221,6 +221,8 @@ static int tree_alloc(struct vfdma_iova_space *sp, const struct vfd_ifit *q, int
 			rc = -ENOMEM;
 			goto out;
 		}
+		/* in a large space its line is likely cold: fetch it during the insert */
+		__builtin_prefetch((const void *)b, 1);
 	}
 	vfd_itree_insert(&sp->tree, *pfn, q->s, k >= 0 ? VFD_IK_FAST : VFD_IK_ALLOC);
 	sp->nr_busy++;

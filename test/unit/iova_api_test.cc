@@ -459,16 +459,32 @@ TEST(Iova, FaultInjectionCreate)
 
 namespace {
 
-// A space whose first node chunk is exactly full (4096 slots: the nil
-// sentinel, the anchor, the MSI hole and 4093 allocations), so that the next
-// insertion must allocate a chunk; small sizes of orders 0 and 2 have no
-// live-map leaf yet, so their first allocation must create one.
+// A space whose tree arrays are exactly full, so that the next insertion
+// must grow them: filled with descending blocks of 8, 16 and 24 pages until
+// a probe (a fixed allocation, which needs no memory but the tree's) fails
+// with -ENOMEM when the first allocation made fails, changing nothing.
+// Small sizes of orders 0 and 2 have no live-map leaf yet, so their first
+// allocation must create one.
 struct FullChunk : Space {
 	explicit FullChunk(unsigned flags) : Space(G, x86_ranges(), flags)
 	{
 		uint64_t iova;
-		for (unsigned i = 0; i < 4093; i++)
+		unsigned i = 0;
+		for (; i < 100000; i++) {
+			vfdma_iova_stats before = stats(sp);
+			vfd_fault_arm(VFD_SYS_ALLOC, 1, ENOMEM, false);
+			int rc = vfdma_iova_alloc_fixed(sp, 0x100000, G);
+			vfd_fault_disarm();
+			if (rc == -ENOMEM) {
+				EXPECT_TRUE(stats(sp) == before);
+				break;
+			}
+			EXPECT_EQ(rc, 0);
+			EXPECT_EQ(vfdma_iova_free(sp, 0x100000, G), 0);
 			EXPECT_EQ(vfdma_iova_alloc(sp, (i % 3 + 1) * 8 * G, G, ~0ull, &iova), 0);
+		}
+		EXPECT_LT(i, 100000u) << "the tree never needed memory";
+		check_tree(sp);
 	}
 };
 
