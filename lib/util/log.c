@@ -57,7 +57,8 @@ int vfdma_log_set_fn(vfdma_log_fn fn, void *ctx)
 	return 0;
 }
 
-static void log_vmsg(enum vfdma_log_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void log_vmsg(enum vfdma_log_level level,
+							      const char *fmt, va_list ap)
 {
 	char buf[512];
 	int saved = errno;
