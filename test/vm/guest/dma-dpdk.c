@@ -46,28 +46,15 @@ static bool eal_start(void)
 
 int main(void)
 {
-	char bdf[32];
-	if (!vg_bdf(0, bdf)) {
-		vt_fail("setup", "no device in $VFDMA_VFIO_BDFS");
-		return vt_exit_status();
-	}
 	if (!eal_start())
 		return vt_exit_status();
-	struct vfdma_domain *d = vg_domain();
+	struct nvme_ctrl c;
+	uint16_t vid, ssvid;
+	struct vfdma_domain *d = vg_nvme_setup(&c, &vid, &ssvid);
 	if (!d)
 		return vt_exit_status();
-	struct nvme_ctrl c;
-	int rc = nvme_open(&c, d, bdf);
-	if (rc) {
-		vt_fail("nvme_open", "%s: %s", bdf, strerror(-rc));
-		vfdma_domain_close(d);
-		return vt_exit_status();
-	}
-	vt_pass("nvme_open");
-	uint16_t vid, ssvid;
-	vg_pci_ids(c.dev, &vid, &ssvid);
 
-	rc = vfdma_dpdk_attach(d);
+	int rc = vfdma_dpdk_attach(d);
 	uint64_t n = 0, bytes = 0;
 	if (rc || vfdma_dpdk_get_stats(d, &n, &bytes) || !n) {
 		vt_fail("dpdk_attach", "%s, %llu mappings", strerror(-rc), (unsigned long long)n);

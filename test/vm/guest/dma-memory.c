@@ -131,23 +131,10 @@ static void on_demand_dma(struct vfdma_domain *d, struct nvme_ctrl *c)
 
 int main(void)
 {
-	char bdf[32];
-	if (!vg_bdf(0, bdf)) {
-		vt_fail("setup", "no device in $VFDMA_VFIO_BDFS");
-		return vt_exit_status();
-	}
-	struct vfdma_domain *d = vg_domain();
+	struct nvme_ctrl c;
+	struct vfdma_domain *d = vg_nvme_setup(&c, &vid, &ssvid);
 	if (!d)
 		return vt_exit_status();
-	struct nvme_ctrl c;
-	int rc = nvme_open(&c, d, bdf);
-	if (rc) {
-		vt_fail("nvme_open", "%s: %s", bdf, strerror(-rc));
-		vfdma_domain_close(d);
-		return vt_exit_status();
-	}
-	vt_pass("nvme_open");
-	vg_pci_ids(c.dev, &vid, &ssvid);
 
 	pool_dma(d, &c);
 	registered_dma(d, &c);

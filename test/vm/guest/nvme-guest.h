@@ -46,4 +46,31 @@ static inline void vg_pci_ids(struct vfdma_device *dev, uint16_t *vid, uint16_t 
 	vfdma_pci_cfg_read(dev, 0x2c, ssvid, 2);
 }
 
+/*
+ * The usual start of a test on the first vfio NVMe: the domain the harness
+ * asks for, the controller brought up in it (@c), its PCI IDs for the
+ * Identify check.  NULL (after a FAIL line) if any step failed.
+ */
+static inline struct vfdma_domain *vg_nvme_setup(struct nvme_ctrl *c, uint16_t *vid,
+						 uint16_t *ssvid)
+{
+	char bdf[32];
+	if (!vg_bdf(0, bdf)) {
+		vt_fail("setup", "no device in $VFDMA_VFIO_BDFS");
+		return NULL;
+	}
+	struct vfdma_domain *d = vg_domain();
+	if (!d)
+		return NULL;
+	int rc = nvme_open(c, d, bdf);
+	if (rc) {
+		vt_fail("nvme_open", "%s: %s", bdf, strerror(-rc));
+		vfdma_domain_close(d);
+		return NULL;
+	}
+	vt_pass("nvme_open");
+	vg_pci_ids(c->dev, vid, ssvid);
+	return d;
+}
+
 #endif
