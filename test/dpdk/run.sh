@@ -49,6 +49,9 @@ if [ ! -w "$sysfs" ]; then
 	s=$((s + 1))
 	finish
 fi
+# The machine's counts are shared: hold the lock the unit tests take too.
+exec 9>/tmp/vfdma-hugepages.lock
+flock 9
 before=$(cat "$sysfs")
 mnt=$(mktemp -d)
 cleanup() {
