@@ -47,16 +47,23 @@ bool write_num(const std::string &path, long v)
 // lock, so that two test runs on one machine cannot undo each other's
 // reservations.
 struct HugeLock {
-	int fd;
-	HugeLock() : fd(open("/tmp/vfdma-hugepages.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666))
+	// flock() locks belong to an open file: nested holders in this process
+	// share the one descriptor instead of waiting on themselves.
+	static inline int fd = -1, depth = 0;
+	HugeLock()
 	{
-		if (fd >= 0)
-			flock(fd, LOCK_EX);
+		if (depth++ == 0) {
+			fd = open("/tmp/vfdma-hugepages.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+			if (fd >= 0)
+				flock(fd, LOCK_EX);
+		}
 	}
 	~HugeLock()
 	{
-		if (fd >= 0)
+		if (--depth == 0 && fd >= 0) {
 			close(fd);
+			fd = -1;
+		}
 	}
 	HugeLock(const HugeLock &) = delete;
 	HugeLock &operator=(const HugeLock &) = delete;
