@@ -25,8 +25,18 @@
  * pointer touches live memory; having taken a reference it checks that the
  * entry (perhaps reused meanwhile) still covers its range, else lets go.
  *
+ * Folding.  Most regions hold one span that covers them whole (one
+ * registration, one mapping).  Such a region keeps no record here: its
+ * count goes into the domain's own mapping record (vfd_map_reg_fold, which
+ * has seven bits for it: a count above VFD_MAP_REG_COUNT_MAX stays in a
+ * span) and its span and region are freed, so a registration costs the
+ * mapping record and nothing else.  A call first unfolds the folded regions its
+ * ranges touch back into records (allocating first, so it fails with
+ * nothing changed), works on spans as described above, and folds again
+ * before it lets go of mr->lock; the span code never sees a folded region.
+ *
  * Locks: mr->lock (registrations, the CLOCK ring, misses, eviction), then
- * the domain's own (taken inside vfdma_map/unmap).
+ * the domain's own (taken inside vfdma_map/unmap and vfd_map_reg_*).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -203,6 +213,64 @@ static void merge_range(struct vfd_memreg *mr, uint64_t a, uint64_t b, struct sp
 	}
 }
 
+/* ---- folding (see the top of the file) ---- */
+
+/* Give the folded regions overlapping [a, b) their span and region again. */
+static int unfold(struct vfd_memreg *mr, uint64_t a, uint64_t b)
+{
+	size_t n = vfd_map_reg_unfold(mr->dom, a, b, NULL, NULL, 0);
+	if (!n)
+		return 0;
+	struct vfdma_map_run *runs = vfd_calloc(n, sizeof(*runs));
+	uint64_t *counts = vfd_calloc(n, sizeof(*counts));
+	struct region **regs = vfd_calloc(n, sizeof(*regs));
+	struct span *pool = NULL;
+	int rc = runs && counts && regs ? pool_fill(&pool, n) : -ENOMEM;
+	for (size_t i = 0; i < n && !rc; i++) {
+		regs[i] = vfd_calloc(1, sizeof(**regs));
+		if (!regs[i])
+			rc = -ENOMEM;
+	}
+	/* Only this call changes counts (mr->lock): no more than n now. */
+	size_t k = rc ? 0 : vfd_map_reg_unfold(mr->dom, a, b, runs, counts, n);
+	for (size_t i = 0; i < k; i++) {
+		struct region *g = regs[i];
+		*g = (struct region){(uintptr_t)runs[i].vaddr, runs[i].len, runs[i].iova,
+				     runs[i].len};
+		struct span *s = pool_take(&pool);
+		*s = (struct span){.va = g->va, .len = g->len, .reg = g, .count = counts[i]};
+		span_insert(mr, s);
+		mr->nr_folded--;
+		regs[i] = NULL;
+	}
+	for (size_t i = 0; regs && i < n; i++)
+		vfd_free(regs[i]);
+	vfd_free(regs);
+	vfd_free(counts);
+	vfd_free(runs);
+	pool_free(pool);
+	return rc;
+}
+
+/* Fold every region among the spans touching [a, b] that can be. */
+static void fold(struct vfd_memreg *mr, uint64_t a, uint64_t b)
+{
+	struct span *s = span_from(mr, a ? a - 1 : 0);
+	while (s && s->va <= b) {
+		struct span *t = span_next(s);
+		struct region *g = s->reg;
+		struct vfdma_map_run run = {(void *)(uintptr_t)g->va, g->len, g->iova};
+		if (s->va == g->va && s->len == g->len && s->count &&
+		    !vfd_map_reg_fold(mr->dom, &run, s->count)) {
+			span_erase(mr, s);
+			vfd_free(s);
+			vfd_free(g);
+			mr->nr_folded++;
+		}
+		s = t;
+	}
+}
+
 struct rng {
 	uint64_t a, b;
 };
@@ -272,13 +340,16 @@ int vfdma_mem_register_batch(struct vfdma_domain *dom, const struct iovec *iov, 
 	}
 
 	pthread_mutex_lock(&mr->lock);
+	for (size_t i = 0; i < nu && !rc; i++)
+		rc = unfold(mr, u[i].a, u[i].b);
 	size_t nh = 0;
-	for (size_t i = 0; i < nu; i++)
+	for (size_t i = 0; i < nu && !rc; i++)
 		nh += holes(mr, u[i].a, u[i].b, NULL, 0);
 	struct vfdma_map_run *runs = nh ? vfd_calloc(nh, sizeof(*runs)) : NULL;
 	struct region **regs = nh ? vfd_calloc(nh, sizeof(*regs)) : NULL;
 	struct span *pool = NULL;
-	rc = nh && (!runs || !regs) ? -ENOMEM : 0;
+	if (!rc)
+		rc = nh && (!runs || !regs) ? -ENOMEM : 0;
 	for (size_t i = 0; i < nh && !rc; i++) {
 		regs[i] = vfd_calloc(1, sizeof(**regs));
 		if (!regs[i])
@@ -318,6 +389,8 @@ int vfdma_mem_register_batch(struct vfdma_domain *dom, const struct iovec *iov, 
 		for (size_t i = 0; i < nu; i++)
 			merge_range(mr, u[i].a, u[i].b, &pool);
 	}
+	for (size_t i = 0; i < nu; i++)
+		fold(mr, u[i].a, u[i].b);
 	pthread_mutex_unlock(&mr->lock);
 	for (size_t i = 0; regs && i < nh; i++)
 		vfd_free(regs[i]);
@@ -346,11 +419,17 @@ int vfdma_mem_unregister(struct vfdma_domain *dom, void *vaddr, uint64_t len)
 	if (!mr)
 		return -ENOENT;
 	pthread_mutex_lock(&mr->lock);
+	rc = unfold(mr, a, b);
+	if (rc) {
+		pthread_mutex_unlock(&mr->lock);
+		return rc;
+	}
 	/* Every page must be registered; count the spans (bounds the regions). */
 	size_t ns = 0;
 	uint64_t pos = a;
 	for (struct span *s = span_from(mr, a); pos < b; s = span_next(s), ns++) {
 		if (!s || s->va > pos) {
+			fold(mr, a, b);
 			pthread_mutex_unlock(&mr->lock);
 			return -ENOENT;
 		}
@@ -361,6 +440,7 @@ int vfdma_mem_unregister(struct vfdma_domain *dom, void *vaddr, uint64_t len)
 	struct region **dead = vfd_calloc(ns, sizeof(*dead));
 	rc = runs && dead ? pool_fill(&pool, 2) : -ENOMEM;
 	if (rc) {
+		fold(mr, a, b);
 		pthread_mutex_unlock(&mr->lock);
 		vfd_free(runs);
 		vfd_free(dead);
@@ -388,6 +468,7 @@ int vfdma_mem_unregister(struct vfdma_domain *dom, void *vaddr, uint64_t len)
 	}
 	merge_range(mr, a, b, &pool);
 	rc = nd ? vfdma_unmap_batch(dom, runs, nd) : 0;
+	fold(mr, a, b);
 	pthread_mutex_unlock(&mr->lock);
 	for (size_t i = 0; i < nd; i++)
 		vfd_free(dead[i]);
@@ -411,7 +492,8 @@ int vfdma_mem_get_stats(struct vfdma_domain *dom, struct vfdma_mem_stats *st)
 		st->reg_mapped_bytes = mr->region_bytes;
 		vfd_memcache_stats(mr, st);
 		meta = sizeof(*mr) + mr->nr_spans * sizeof(struct span) +
-		       mr->nr_regions * sizeof(struct region) + mr->nr_alloc * 64 +
+		       (mr->nr_regions - mr->nr_folded) * sizeof(struct region) +
+		       mr->nr_alloc * 64 +
 		       mr->index.table_bytes;
 		pthread_mutex_unlock(&mr->lock);
 	}

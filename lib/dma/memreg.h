@@ -34,6 +34,7 @@ struct vfd_memreg {
 
 	struct vfd_rb_root spans;
 	uint64_t nr_spans, nr_regions, reg_bytes, region_bytes;
+	uint64_t nr_folded; /* regions kept as a count in their mapping record */
 
 	struct vfd_xlate index;
 	struct ment *hand; /* CLOCK ring */

@@ -95,24 +95,34 @@ typedef bool (*vfd_xlate_best_fn)(void *ctx, uint64_t key, uint64_t *k0, uint64_
 void vfd_xlate_remove(struct vfd_xlate *t, uint64_t key, uint64_t len, uint64_t val,
 		      vfd_xlate_best_fn best, void *ctx);
 
-/* The leaf for @key, or 0.  Lock-free. */
-static inline uint64_t vfd_xlate_leaf(const struct vfd_xlate *t, uint64_t key, bool *chunk)
+/*
+ * The leaf for @key, or 0, and in *mask the offset mask of the page it
+ * covers (2 MiB - 1 or 4 KiB - 1).  Lock-free.
+ *
+ * Written so that a hit on a whole-chunk entry (pool and hugepage memory)
+ * falls straight through: every branch on that path is predicted not
+ * taken.  On a wide core the taken branches, not the loads, bound how many
+ * lookups per cycle a caller's loop retires (measured: three taken jumps
+ * on the old layout cost as much as the walk).
+ */
+static inline uint64_t vfd_xlate_leaf(const struct vfd_xlate *t, uint64_t key, uint64_t *mask)
 {
 	uint64_t *const *top = __atomic_load_n(&t->top, __ATOMIC_ACQUIRE);
 	if (__builtin_expect(!top || (key >> VFD_XLATE_BITS), 0))
 		return 0;
 	const uint64_t *l2 = __atomic_load_n(&top[key >> 30], __ATOMIC_ACQUIRE);
-	if (!l2)
+	if (__builtin_expect(!l2, 0))
 		return 0;
 	uint64_t e = __atomic_load_n(&l2[(key >> 21) & 511], __ATOMIC_ACQUIRE);
-	*chunk = true;
-	if (e & 1)
-		return e;
-	if (!e)
-		return 0;
-	*chunk = false;
-	return __atomic_load_n(&((const uint64_t *)(uintptr_t)e)[(key >> 12) & 511],
-			       __ATOMIC_ACQUIRE);
+	*mask = (1ull << 21) - 1;
+	if (__builtin_expect(!(e & 1), 0)) {
+		if (!e)
+			return 0;
+		*mask = 4095;
+		e = __atomic_load_n(&((const uint64_t *)(uintptr_t)e)[(key >> 12) & 511],
+				    __ATOMIC_ACQUIRE);
+	}
+	return e;
 }
 
 /*
@@ -122,14 +132,14 @@ static inline uint64_t vfd_xlate_leaf(const struct vfd_xlate *t, uint64_t key, b
 static inline int vfd_xlate_lookup(const struct vfd_xlate *t, uint64_t key, uint64_t *target,
 				   uint64_t *len)
 {
-	bool chunk;
-	uint64_t e = vfd_xlate_leaf(t, key, &chunk);
-	if (!e)
+	uint64_t mask;
+	uint64_t e = vfd_xlate_leaf(t, key, &mask);
+	if (__builtin_expect(!e, 0))
 		return -ENOENT;
-	uint64_t off = key & (chunk ? (1ull << 21) - 1 : 4095);
+	uint64_t off = key & mask;
 	*target = ((e >> 28) << 12) + off;
 	uint64_t rem = (e >> 1) & VFD_XLATE_REM_SAT;
-	if (rem == VFD_XLATE_REM_SAT)
+	if (__builtin_expect(rem == VFD_XLATE_REM_SAT, 0))
 		return 1;
 	*len = (rem << 12) - off;
 	return 0;
@@ -138,8 +148,8 @@ static inline int vfd_xlate_lookup(const struct vfd_xlate *t, uint64_t key, uint
 /* CONST lookup: the value entered for @key's page, or 0. */
 static inline uint64_t vfd_xlate_get(const struct vfd_xlate *t, uint64_t key)
 {
-	bool chunk;
-	return vfd_xlate_leaf(t, key, &chunk) & ~1ull;
+	uint64_t mask;
+	return vfd_xlate_leaf(t, key, &mask) & ~1ull;
 }
 
 #endif

@@ -97,19 +97,35 @@ struct vfd_backend_ops {
 		     unsigned int prot);
 };
 
-/* One mapping: a run of the process's memory at a run of IOVA. */
+/*
+ * One mapping: a run of the process's memory at a run of IOVA.  80 bytes:
+ * the unmap chain reuses the by-IOVA node (a mapping is chained only once
+ * it has left the table), and the flags and a small count share a word
+ * with the interval tree's summary, which is granule-aligned and so kept
+ * in pages.
+ */
+#define VFD_MAP_REG_COUNT_MAX 127u
+
 struct vfd_map {
-	struct vfd_rb_node by_iova;
+	union {
+		struct vfd_rb_node by_iova; /* in the table */
+		struct vfd_map *next;	    /* out of it: unmap chain, deferred queue */
+	};
 	struct vfd_rb_node by_va;
 	uint64_t iova;
 	uint64_t len;
 	uintptr_t va;
-	uint64_t va_max_end; /* augmented: largest va + len in the by_va subtree */
-	unsigned int prot;
-	bool fixed;	     /* IOVA given by the caller (alloc_fixed) */
-	bool untabled;	     /* beyond the translation tables' 48 bits: trees only */
-	bool hidden;	     /* a mapping-cache entry's: no vaddr -> IOVA translation */
-	struct vfd_map *next; /* deferred queue */
+	uint64_t va_max_end_pg : 52; /* augmented: largest (va + len) >> 12 in the by_va subtree */
+	uint64_t prot : 2;	     /* VFDMA_PROT_* */
+	uint64_t fixed : 1;	     /* IOVA given by the caller (alloc_fixed) */
+	uint64_t untabled : 1;	     /* beyond the translation tables' 48 bits: trees only */
+	uint64_t hidden : 1;	     /* a mapping-cache entry's: no vaddr -> IOVA translation */
+	/*
+	 * A registration folded into this mapping (memreg.c): every page of
+	 * it is registered this many times (1..VFD_MAP_REG_COUNT_MAX), with
+	 * no span or region record.  0 otherwise.  Under dom->lock.
+	 */
+	uint64_t reg_count : 7;
 };
 
 struct vfdma_domain {
@@ -242,6 +258,19 @@ int vfd_map_hidden(struct vfdma_domain *dom, void *vaddr, uint64_t len, unsigned
  * the entry, or -ENOENT.  Lock-free.
  */
 int vfd_mem_cache_xlate(struct vfdma_domain *dom, uint64_t va, uint64_t *iova, uint64_t *len);
+
+/*
+ * For memreg.c (each takes dom->lock).  vfd_map_reg_unfold: the mappings
+ * with a folded registration count that overlap [a, b) of vaddr; with
+ * @out, up to @max of them are stored (vaddr, len, IOVA; the count in
+ * @counts) and their count cleared.  Returns how many there are.
+ * vfd_map_reg_fold: give the mapping that is exactly @run the count;
+ * -ENOENT if there is none, -ERANGE if the count is above
+ * VFD_MAP_REG_COUNT_MAX (the registration keeps its records).
+ */
+size_t vfd_map_reg_unfold(struct vfdma_domain *dom, uint64_t a, uint64_t b,
+			  struct vfdma_map_run *out, uint64_t *counts, size_t max);
+int vfd_map_reg_fold(struct vfdma_domain *dom, const struct vfdma_map_run *run, uint64_t count);
 
 /* memreg.c: free the registry and cache of a closing domain (op_lock exclusive). */
 void vfd_mem_destroy(struct vfdma_domain *dom);

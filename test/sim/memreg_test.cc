@@ -127,6 +127,62 @@ TEST(SimMem, RoundingErrorsAndNestedCounts)
 	vfdma_domain_close(d);
 }
 
+// A registration that one mapping serves exactly keeps its count in the
+// mapping record (memreg.c: folding), with no record of its own; a partial
+// registration over it brings the records back, and they go again once
+// the counts are even.  Counts survive all of it.
+TEST(SimMem, FoldedRegistrationsKeepTheirCounts)
+{
+	vfdma_domain *d = open_sim();
+	Buf buf(M2);
+	uint8_t *p = buf.p;
+	ASSERT_EQ(vfdma_mem_register(d, p, 4 * K4), 0);
+	ASSERT_EQ(vfdma_mem_register(d, p + 8 * K4, K4), 0);
+	uint64_t m0 = mstats(d).metadata_bytes;
+	ASSERT_EQ(vfdma_mem_register(d, p, 4 * K4), 0); // count 2, nothing new
+	EXPECT_EQ(mstats(d).metadata_bytes, m0);
+	ASSERT_EQ(vfdma_mem_register(d, p + K4, K4), 0); // counts 2, 3, 2, 2
+	EXPECT_GT(mstats(d).metadata_bytes, m0);
+	ASSERT_EQ(vfdma_mem_unregister(d, p + K4, K4), 0);
+	EXPECT_EQ(mstats(d).metadata_bytes, m0);
+	EXPECT_EQ(info(d).mappings, 2u);
+	EXPECT_EQ(mstats(d).reg_mappings, 2u);
+	// A range with an unregistered page is refused, the counts kept.
+	EXPECT_EQ(vfdma_mem_unregister(d, p, 6 * K4), -ENOENT);
+	EXPECT_EQ(mstats(d).metadata_bytes, m0);
+
+	uint64_t iova = 0;
+	ASSERT_EQ(vfdma_mem_unregister(d, p, 4 * K4), 0);
+	EXPECT_EQ(vfdma_vaddr_to_iova(d, p + 3 * K4, &iova, nullptr), 0);
+	EXPECT_EQ(mstats(d).registered_bytes, 5 * K4);
+	ASSERT_EQ(vfdma_mem_unregister(d, p, 4 * K4), 0);
+	EXPECT_EQ(vfdma_vaddr_to_iova(d, p + 3 * K4, &iova, nullptr), -ENOENT);
+	EXPECT_EQ(vfdma_mem_unregister(d, p, K4), -ENOENT);
+	EXPECT_EQ(info(d).mappings, 1u);
+
+	// Counts above what a mapping record holds keep their records.
+	uint64_t folded = mstats(d).metadata_bytes;
+	for (unsigned i = 0; i < VFD_MAP_REG_COUNT_MAX + 2; i++)
+		ASSERT_EQ(vfdma_mem_register(d, p + 8 * K4, K4), 0);
+	EXPECT_GT(mstats(d).metadata_bytes, folded);
+	for (unsigned i = 0; i < VFD_MAP_REG_COUNT_MAX + 2; i++) {
+		ASSERT_EQ(vfdma_mem_unregister(d, p + 8 * K4, K4), 0);
+		ASSERT_EQ(vfdma_vaddr_to_iova(d, p + 8 * K4, &iova, nullptr), 0);
+	}
+	EXPECT_EQ(mstats(d).metadata_bytes, folded); // count 1: folded again
+	EXPECT_EQ(mstats(d).registered_bytes, K4);
+
+	// One more page: its mapping record (tables come in 4 KiB units).
+	uint64_t m1 = mstats(d).metadata_bytes;
+	ASSERT_EQ(vfdma_mem_register(d, p + 10 * K4, K4), 0);
+	EXPECT_EQ((mstats(d).metadata_bytes - m1) % 4096, sizeof(struct vfd_map));
+	ASSERT_EQ(vfdma_mem_unregister(d, p + 10 * K4, K4), 0);
+	ASSERT_EQ(vfdma_mem_unregister(d, p + 8 * K4, K4), 0);
+	EXPECT_EQ(info(d).mappings, 0u);
+	EXPECT_EQ(vfdma_domain_check(d), 0);
+	vfdma_domain_close(d);
+}
+
 TEST(SimMem, AdjacentRangesCoalesceIntoOneKernelMapping)
 {
 	vfdma_domain *d = open_sim();
