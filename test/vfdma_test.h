@@ -41,6 +41,15 @@ static inline double vfdma_test_scale(void)
 	return s > 0 ? s : 1.0;
 }
 
+/* A domain on the sim backend (NULL with errno on failure). */
+static inline struct vfdma_domain *vfdma_test_open_sim(unsigned int flags = 0)
+{
+	vfdma_domain_opts o = {};
+	o.backend = VFDMA_BACKEND_SIM;
+	o.flags = flags;
+	return vfdma_domain_open(&o);
+}
+
 /* A zeroed buffer aligned to 2 MiB (so mappings of it can use large pages). */
 struct VfdmaTestBuf {
 	size_t size;

@@ -64,13 +64,6 @@ bool hugepages()
 	return rte_eal_has_hugepages();
 }
 
-vfdma_domain *open_sim()
-{
-	vfdma_domain_opts o = {};
-	o.backend = VFDMA_BACKEND_SIM;
-	return vfdma_domain_open(&o);
-}
-
 struct Totals {
 	uint64_t bytes = 0;
 	std::vector<std::pair<void *, size_t>> chunks;
@@ -120,7 +113,7 @@ class Dpdk : public ::testing::Test
 	void SetUp() override
 	{
 		ASSERT_TRUE(g_eal_up) << g_eal_error;
-		dom = open_sim();
+		dom = vfdma_test_open_sim();
 		ASSERT_NE(dom, nullptr);
 		dev = vfdma_sim_device_create(dom);
 		ASSERT_NE(dev, nullptr);
@@ -237,7 +230,7 @@ TEST_F(Dpdk, FollowsMemoryEvents)
 // Two domains follow the same memory; detaching one leaves the other whole.
 TEST_F(Dpdk, TwoDomains)
 {
-	vfdma_domain *dom2 = open_sim();
+	vfdma_domain *dom2 = vfdma_test_open_sim();
 	ASSERT_NE(dom2, nullptr);
 	ASSERT_EQ(vfdma_dpdk_attach(dom), 0);
 	ASSERT_EQ(vfdma_dpdk_attach(dom2), 0);

@@ -17,13 +17,6 @@ constexpr uint64_t K4 = 4096, M2 = 2ull << 20;
 
 using Buf = VfdmaTestBuf;
 
-vfdma_domain *open_sim()
-{
-	vfdma_domain_opts o = {};
-	o.backend = VFDMA_BACKEND_SIM;
-	return vfdma_domain_open(&o);
-}
-
 unsigned popcount(const std::vector<uint64_t> &bm)
 {
 	unsigned n = 0;
@@ -44,7 +37,7 @@ struct Rig {
 	uint64_t iova = 0;
 	explicit Rig(size_t size) : buf(size)
 	{
-		d = open_sim();
+		d = vfdma_test_open_sim();
 		dev = vfdma_sim_device_create(d);
 		EXPECT_EQ(vfdma_map(d, buf.p, size, VFDMA_PROT_RW, 0, &iova), 0);
 	}
@@ -224,7 +217,7 @@ TEST(SimDirty, NoWriteMissedUnderConcurrentTrackingSplitAndMerge)
 	const uint64_t size = 16 * M2, pages = size / K4;
 	const unsigned nthreads = 3;
 	const uint64_t target = VFDMA_TEST_SANITIZED ? 200000 : (uint64_t)(1000000 * vfdma_test_scale());
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	Buf buf(size);
 	uint64_t iova = 0;
 	ASSERT_EQ(vfdma_map(d, buf.p, size, VFDMA_PROT_RW, 0, &iova), 0);

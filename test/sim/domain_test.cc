@@ -22,14 +22,6 @@ constexpr uint64_t K4 = 4096, M2 = 2ull << 20;
 
 using Buf = VfdmaTestBuf;
 
-vfdma_domain *open_sim(unsigned flags = 0)
-{
-	vfdma_domain_opts o = {};
-	o.backend = VFDMA_BACKEND_SIM;
-	o.flags = flags;
-	return vfdma_domain_open(&o);
-}
-
 vfdma_domain_info info(vfdma_domain *d)
 {
 	vfdma_domain_info i;
@@ -78,7 +70,7 @@ struct Snapshot {
 
 TEST(SimDomain, OpensWithSimBackendAndReportsItself)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	ASSERT_NE(d, nullptr);
 	EXPECT_EQ(vfdma_domain_backend(d), VFDMA_BACKEND_SIM);
 	EXPECT_STREQ(vfdma_backend_name(VFDMA_BACKEND_SIM), "sim");
@@ -128,7 +120,7 @@ TEST(SimDomain, BackendFromEnvironmentAndBadOptions)
 
 TEST(SimDomain, DeviceDmaReachesExactlyWhatIsMapped)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	vfdma_device *dev = vfdma_sim_device_create(d);
 	ASSERT_NE(dev, nullptr);
 	Buf buf(4 * M2);
@@ -170,7 +162,7 @@ TEST(SimDomain, DeviceDmaReachesExactlyWhatIsMapped)
 
 TEST(SimDomain, ProtectionIsEnforced)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	vfdma_device *dev = vfdma_sim_device_create(d);
 	Buf buf(M2);
 	memset(buf.p, 0x5a, K4);
@@ -193,7 +185,7 @@ TEST(SimDomain, ProtectionIsEnforced)
 
 TEST(SimDomain, BadInputChangesNothing)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	Buf buf(2 * M2);
 	uint64_t iova = 0, fixed = 1ull << 32;
 	ASSERT_EQ(vfdma_map(d, buf.p, M2, VFDMA_PROT_RW, 0, &iova), 0);
@@ -246,7 +238,7 @@ TEST(SimDomain, BadInputChangesNothing)
 
 TEST(SimDomain, FixedIovaAndDmaLimit)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	vfdma_device *dev = vfdma_sim_device_create(d);
 	Buf buf(M2);
 	uint64_t iova = 0x40000000;
@@ -270,7 +262,7 @@ TEST(SimDomain, FixedIovaAndDmaLimit)
 
 TEST(SimDomain, BatchCoalescesContiguousRuns)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	vfdma_device *dev = vfdma_sim_device_create(d);
 	Buf buf(8 * M2);
 	// Runs 0-2 contiguous in memory, run 3 elsewhere, runs 4-5 contiguous.
@@ -312,7 +304,7 @@ TEST(SimDomain, BatchCoalescesContiguousRuns)
 
 TEST(SimDomain, BatchFailureRollsBackEverything)
 {
-	vfdma_domain *d = open_sim(VFDMA_DOMAIN_NO_IOVA_CACHE);
+	vfdma_domain *d = vfdma_test_open_sim(VFDMA_DOMAIN_NO_IOVA_CACHE);
 	Buf buf(8 * M2);
 	uint64_t keep = 0;
 	ASSERT_EQ(vfdma_map(d, buf.p, M2, VFDMA_PROT_RW, 0, &keep), 0);
@@ -429,7 +421,7 @@ TEST(SimDomain, DeferredUnmapFlushesOnThresholdAndExhaustion)
 
 TEST(SimDomain, InconsistencyMarksTheDomainBroken)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	Buf buf(M2);
 	uint64_t a = 0, b = 0;
 	ASSERT_EQ(vfdma_map(d, buf.p, K4, VFDMA_PROT_RW, 0, &a), 0);
@@ -445,7 +437,7 @@ TEST(SimDomain, InconsistencyMarksTheDomainBroken)
 	EXPECT_EQ(vfdma_domain_close(d), -EIO);
 
 	// The kernel unmapping a different size than asked is never success.
-	d = open_sim();
+	d = vfdma_test_open_sim();
 	ASSERT_EQ(vfdma_map(d, buf.p, K4, VFDMA_PROT_RW, 0, &a), 0);
 	ASSERT_EQ(vfd_simpt_unmap(vfd_sim_domain_pt(d), a, K4), (int64_t)K4);
 	EXPECT_EQ(vfdma_unmap(d, a, K4), -EIO);
@@ -461,7 +453,7 @@ TEST(SimDomain, FaultInjectionSweep)
 	unsigned points = vfdma_test_fail_each(
 		VFD_SYS_ANY,
 		[&]() {
-			vfdma_domain *d = open_sim();
+			vfdma_domain *d = vfdma_test_open_sim();
 			if (!d)
 				return false;
 			vfdma_domain_close(d);
@@ -470,7 +462,7 @@ TEST(SimDomain, FaultInjectionSweep)
 		[]() {}, []() {});
 	EXPECT_GT(points, 2u);
 
-	vfdma_domain *d = open_sim(VFDMA_DOMAIN_NO_IOVA_CACHE);
+	vfdma_domain *d = vfdma_test_open_sim(VFDMA_DOMAIN_NO_IOVA_CACHE);
 	uint64_t keep = 0;
 	ASSERT_EQ(vfdma_map(d, buf.p, M2, VFDMA_PROT_RW, 0, &keep), 0);
 	Snapshot before(d);
@@ -513,7 +505,7 @@ TEST(SimDomain, FaultInjectionSweep)
 // and still succeed.
 TEST(SimDomain, UnmapWithoutMemoryStillUnmaps)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	Buf buf(4 * M2);
 	vfdma_map_run runs[3] = {{buf.p, K4, 0}, {buf.p + K4, K4, 0}, {buf.p + M2, M2, 0}};
 	ASSERT_EQ(vfdma_map_batch(d, runs, 3, VFDMA_PROT_RW, VFDMA_MAP_NOCOALESCE), 0);
@@ -535,7 +527,7 @@ TEST(SimDomain, UnmapWithoutMemoryStillUnmaps)
 // consistent and back where it started.
 TEST(SimDomain, ConcurrentMappers)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	vfdma_iova_flush(d->iova);
 	auto start = iova_stats(d);
 	const int nthreads = 4;

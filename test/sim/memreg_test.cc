@@ -17,14 +17,6 @@ namespace
 constexpr uint64_t K4 = 4096, M2 = 2ull << 20;
 using Buf = VfdmaTestBuf;
 
-vfdma_domain *open_sim(unsigned flags = 0)
-{
-	vfdma_domain_opts o = {};
-	o.backend = VFDMA_BACKEND_SIM;
-	o.flags = flags;
-	return vfdma_domain_open(&o);
-}
-
 vfdma_domain_info info(vfdma_domain *d)
 {
 	vfdma_domain_info i;
@@ -58,7 +50,7 @@ void expect_dma_sees(vfdma_device *dev, vfdma_domain *d, uint8_t *p, size_t n)
 
 TEST(SimMem, RegistrationsCountPagesAndUnmapWithTheLast)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	vfdma_device *dev = vfdma_sim_device_create(d);
 	Buf buf(2 * M2);
 	uint8_t *p = buf.p;
@@ -95,7 +87,7 @@ TEST(SimMem, RegistrationsCountPagesAndUnmapWithTheLast)
 
 TEST(SimMem, RoundingErrorsAndNestedCounts)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	Buf buf(M2);
 	uint8_t *p = buf.p;
 	EXPECT_EQ(vfdma_mem_register(nullptr, p, K4), -EINVAL);
@@ -133,7 +125,7 @@ TEST(SimMem, RoundingErrorsAndNestedCounts)
 // the counts are even.  Counts survive all of it.
 TEST(SimMem, FoldedRegistrationsKeepTheirCounts)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	Buf buf(M2);
 	uint8_t *p = buf.p;
 	ASSERT_EQ(vfdma_mem_register(d, p, 4 * K4), 0);
@@ -185,7 +177,7 @@ TEST(SimMem, FoldedRegistrationsKeepTheirCounts)
 
 TEST(SimMem, AdjacentRangesCoalesceIntoOneKernelMapping)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	vfdma_device *dev = vfdma_sim_device_create(d);
 	Buf buf(8 * M2);
 	uint8_t *p = buf.p;
@@ -224,7 +216,7 @@ TEST(SimMem, AdjacentRangesCoalesceIntoOneKernelMapping)
 TEST(SimMem, TranslationOverRandomRegistrations)
 {
 	std::mt19937_64 rng(vfdma_test_seed("SimMem.TranslationOverRandomRegistrations"));
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	vfdma_device *dev = vfdma_sim_device_create(d);
 	const uint64_t pages = 2048;
 	Buf buf(pages * K4);
@@ -268,7 +260,7 @@ TEST(SimMem, TranslationOverRandomRegistrations)
 
 TEST(SimMem, CacheHitsMissesAndPassthrough)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	vfdma_device *dev = vfdma_sim_device_create(d);
 	Buf buf(4 * M2);
 	uint8_t *p = buf.p;
@@ -332,7 +324,7 @@ TEST(SimMem, CacheHitsMissesAndPassthrough)
 
 TEST(SimMem, ClockEvictsTheLeastRecentlyUsedIdleEntry)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	vfdma_device *dev = vfdma_sim_device_create(d);
 	Buf buf(4 * M2);
 	auto buf_of = [&](int i) { return buf.p + i * 16 * K4; };
@@ -384,7 +376,7 @@ TEST(SimMem, ClockEvictsTheLeastRecentlyUsedIdleEntry)
 // A miss over idle entries it overlaps folds them into one new mapping.
 TEST(SimMem, OverlappingMissFoldsIdleEntries)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	Buf buf(M2);
 	uint64_t a, b, c;
 	ASSERT_EQ(vfdma_mem_acquire(d, buf.p, 2 * K4, VFDMA_PROT_RW, &a), 0);
@@ -417,7 +409,7 @@ TEST(SimMem, OverlappingMissFoldsIdleEntries)
 // failing in turn: the call fails and the domain is as before.
 TEST(SimMem, FaultInjectionLeavesTheDomainUnchanged)
 {
-	vfdma_domain *d = open_sim(VFDMA_DOMAIN_NO_IOVA_CACHE);
+	vfdma_domain *d = vfdma_test_open_sim(VFDMA_DOMAIN_NO_IOVA_CACHE);
 	Buf buf(8 * M2);
 	uint8_t *p = buf.p;
 	ASSERT_EQ(vfdma_mem_register(d, p + 3 * M2, 2 * K4), 0);
@@ -501,7 +493,7 @@ TEST(SimMem, FaultInjectionLeavesTheDomainUnchanged)
 // the stable one, or a duplicate's lower IOVA (the lowest wins).
 TEST(SimMem, ReadersTranslateWhileWritersRegister)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	const uint64_t stable = 4 * M2;
 	Buf buf(16 * M2);
 	ASSERT_EQ(vfdma_mem_register(d, buf.p, stable), 0);
@@ -561,7 +553,7 @@ TEST(SimMem, ReadersTranslateWhileWritersRegister)
 // Hits race evictions: while a buffer is held its IOVA stays mapped to it.
 TEST(SimMem, HitsRaceEvictions)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	Buf buf(M2);
 	ASSERT_EQ(vfdma_mem_set_budget(d, 8 * 4 * K4), 0);
 	std::atomic<bool> stop{false};
@@ -623,7 +615,7 @@ TEST(SimMem, HitsRaceEvictions)
 TEST(SimMem, ScatterGatherRules)
 {
 	std::mt19937_64 rng(vfdma_test_seed("SimMem.ScatterGatherRules"));
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	vfdma_device *dev = vfdma_sim_device_create(d);
 	const uint64_t size = 8 * M2;
 	Buf buf(size + M2);

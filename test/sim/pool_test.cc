@@ -18,13 +18,6 @@ namespace
 {
 constexpr uint64_t K4 = 4096, M1 = 1ull << 20, M2 = 2ull << 20;
 
-vfdma_domain *open_sim()
-{
-	vfdma_domain_opts o = {};
-	o.backend = VFDMA_BACKEND_SIM;
-	return vfdma_domain_open(&o);
-}
-
 vfdma_pool_stats stats(vfdma_pool *p)
 {
 	vfdma_pool_stats st = {};
@@ -48,7 +41,7 @@ struct Fixture {
 	explicit Fixture(uint64_t arena_size = 0, unsigned flags = 0, uint64_t max_bytes = 0,
 			 uint64_t idle_keep = 0)
 	{
-		dom = open_sim();
+		dom = vfdma_test_open_sim();
 		vfdma_pool_opts o = {};
 		o.arena_size = arena_size;
 		o.flags = flags;
@@ -136,7 +129,7 @@ TEST(SimPool, DeviceDmaIntoBuffersOfEverySize)
 
 TEST(SimPool, RejectsBadInput)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	vfdma_pool_opts o = {};
 	errno = 0;
 	EXPECT_EQ(vfdma_pool_create(nullptr, VFDMA_NUMA_ANY, nullptr), nullptr);
@@ -349,7 +342,7 @@ TEST(SimPool, IdleArenasFollowThePolicy)
 
 TEST(SimPool, DestroyWithLiveBuffersReleasesEverything)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	vfdma_pool_opts o = {};
 	o.arena = &small_pages;
 	o.arena_size = M2;
@@ -587,7 +580,7 @@ struct HeapSource {
 // 0), devices reach its buffers, and every piece goes back to the source.
 TEST(SimPool, ArenasFromACallersSource)
 {
-	vfdma_domain *d = open_sim();
+	vfdma_domain *d = vfdma_test_open_sim();
 	ASSERT_NE(d, nullptr);
 	vfdma_device *dev = vfdma_sim_device_create(d);
 	ASSERT_NE(dev, nullptr);
