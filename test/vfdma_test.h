@@ -50,6 +50,14 @@ static inline struct vfdma_domain *vfdma_test_open_sim(unsigned int flags = 0)
 	return vfdma_domain_open(&o);
 }
 
+/* A domain's counters (a failed read is a test failure, zeros returned). */
+static inline vfdma_domain_info vfdma_test_domain_info(struct vfdma_domain *d)
+{
+	vfdma_domain_info i = {};
+	EXPECT_EQ(vfdma_domain_get_info(d, &i), 0);
+	return i;
+}
+
 /* A zeroed buffer aligned to 2 MiB (so mappings of it can use large pages). */
 struct VfdmaTestBuf {
 	size_t size;

@@ -22,13 +22,6 @@ constexpr uint64_t K4 = 4096, M2 = 2ull << 20;
 
 using Buf = VfdmaTestBuf;
 
-vfdma_domain_info info(vfdma_domain *d)
-{
-	vfdma_domain_info i;
-	EXPECT_EQ(vfdma_domain_get_info(d, &i), 0);
-	return i;
-}
-
 vfdma_iova_stats iova_stats(vfdma_domain *d)
 {
 	vfdma_iova_stats st;
@@ -49,7 +42,7 @@ struct Snapshot {
 	explicit Snapshot(vfdma_domain *d)
 	{
 		vfdma_iova_flush(d->iova);
-		auto i = info(d);
+		auto i = vfdma_test_domain_info(d);
 		auto a = iova_stats(d);
 		auto s = sim_stats(d);
 		mappings = i.mappings;
@@ -83,7 +76,7 @@ TEST(SimDomain, OpensWithSimBackendAndReportsItself)
 	EXPECT_EQ(r[0].last, 0xfedfffffull);
 	EXPECT_EQ(r[1].first, 0xfef00000ull); // the MSI window is not usable
 	EXPECT_EQ(vfdma_domain_ranges(d, nullptr, 0), 2);
-	auto i = info(d);
+	auto i = vfdma_test_domain_info(d);
 	EXPECT_EQ(i.backend, VFDMA_BACKEND_SIM);
 	EXPECT_TRUE(i.dirty_caps & VFDMA_DIRTY_CAP_HW);
 	EXPECT_EQ(vfdma_domain_close(d), 0);
@@ -256,7 +249,7 @@ TEST(SimDomain, FixedIovaAndDmaLimit)
 		ASSERT_EQ(vfdma_map(d, buf.p, M2, VFDMA_PROT_RW, 0, &x), 0);
 		EXPECT_LE(x + M2 - 1, (uint64_t)UINT32_MAX);
 	}
-	EXPECT_EQ(info(d).mappings, 64u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 64u);
 	vfdma_domain_close(d);
 }
 
@@ -271,9 +264,9 @@ TEST(SimDomain, BatchCoalescesContiguousRuns)
 		{buf.p + 3 * K4, K4, 0},     {buf.p + M2, M2, 0},
 		{buf.p + 4 * M2, M2, 0},     {buf.p + 5 * M2, M2, 0},
 	};
-	auto before = info(d);
+	auto before = vfdma_test_domain_info(d);
 	ASSERT_EQ(vfdma_map_batch(d, runs, 6, VFDMA_PROT_RW, 0), 0);
-	auto after = info(d);
+	auto after = vfdma_test_domain_info(d);
 	EXPECT_EQ(after.kernel_map_calls - before.kernel_map_calls, 3u);
 	EXPECT_EQ(after.mappings, 3u);
 	// Coalesced runs sit at contiguous IOVAs.
@@ -292,11 +285,11 @@ TEST(SimDomain, BatchCoalescesContiguousRuns)
 			       {nullptr, M2, runs[3].iova},
 			       {nullptr, 2 * M2, runs[4].iova}};
 	ASSERT_EQ(vfdma_unmap_batch(d, un, 3), 0);
-	EXPECT_EQ(info(d).mappings, 0u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 0u);
 
 	// NOCOALESCE keeps every run its own mapping.
 	ASSERT_EQ(vfdma_map_batch(d, runs, 3, VFDMA_PROT_RW, VFDMA_MAP_NOCOALESCE), 0);
-	EXPECT_EQ(info(d).mappings, 3u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 3u);
 	ASSERT_EQ(vfdma_unmap(d, runs[1].iova, runs[1].len), 0);
 	EXPECT_EQ(vfdma_domain_check(d), 0);
 	vfdma_domain_close(d);
@@ -343,10 +336,10 @@ TEST(SimDomain, DeferredUnmapIsGatheredAndNeverReusesEarly)
 	ASSERT_EQ(vfdma_map_batch(d, runs, 8, VFDMA_PROT_RW, VFDMA_MAP_NOCOALESCE), 0);
 	for (int i = 0; i < 8; i++)
 		iova[i] = runs[i].iova;
-	auto before = info(d);
+	auto before = vfdma_test_domain_info(d);
 	for (int i = 0; i < 8; i++)
 		ASSERT_EQ(vfdma_unmap(d, iova[i], K4), 0);
-	auto queued = info(d);
+	auto queued = vfdma_test_domain_info(d);
 	EXPECT_EQ(queued.mappings, 0u);
 	EXPECT_EQ(queued.deferred_bytes, 8 * K4);
 	EXPECT_EQ(queued.kernel_unmap_calls, before.kernel_unmap_calls);
@@ -362,7 +355,7 @@ TEST(SimDomain, DeferredUnmapIsGatheredAndNeverReusesEarly)
 	for (uint64_t q : iova)
 		EXPECT_NE(fresh, q);
 	ASSERT_EQ(vfdma_domain_flush(d), 0);
-	auto flushed = info(d);
+	auto flushed = vfdma_test_domain_info(d);
 	// The 8 adjacent 4 KiB IOVAs went out in one kernel call.
 	EXPECT_EQ(flushed.kernel_unmap_calls - before.kernel_unmap_calls, 1u);
 	EXPECT_EQ(flushed.deferred_bytes, 0u);
@@ -385,11 +378,11 @@ TEST(SimDomain, DeferredUnmapFlushesOnThresholdAndExhaustion)
 		ASSERT_EQ(vfdma_map(d, buf.p, K4, VFDMA_PROT_RW, 0, &x), 0);
 		ASSERT_EQ(vfdma_unmap(d, x, K4), 0);
 	}
-	EXPECT_EQ(info(d).deferred_bytes, 3 * K4);
+	EXPECT_EQ(vfdma_test_domain_info(d).deferred_bytes, 3 * K4);
 	uint64_t x;
 	ASSERT_EQ(vfdma_map(d, buf.p, K4, VFDMA_PROT_RW, 0, &x), 0);
 	ASSERT_EQ(vfdma_unmap(d, x, K4), 0); // the 4th entry reaches the threshold
-	EXPECT_EQ(info(d).deferred_bytes, 0u);
+	EXPECT_EQ(vfdma_test_domain_info(d).deferred_bytes, 0u);
 	vfdma_domain_close(d);
 
 	// A small space (a 32-bit DMA limit, 128 MiB maps): queued IOVAs are
@@ -411,7 +404,7 @@ TEST(SimDomain, DeferredUnmapFlushesOnThresholdAndExhaustion)
 	ASSERT_GT(held.size(), 10u);
 	for (uint64_t y : held)
 		ASSERT_EQ(vfdma_unmap(d, y, 64 * M2), 0);
-	EXPECT_GT(info(d).deferred_bytes, 0u);
+	EXPECT_GT(vfdma_test_domain_info(d).deferred_bytes, 0u);
 	for (size_t i = 0; i < held.size(); i++) {
 		uint64_t y;
 		ASSERT_EQ(vfdma_map(d, big.p, 64 * M2, VFDMA_PROT_RW, 0, &y), 0) << i;
@@ -430,7 +423,7 @@ TEST(SimDomain, InconsistencyMarksTheDomainBroken)
 	// Someone unmaps behind the domain's back: check finds it.
 	ASSERT_EQ(vfd_simpt_unmap(vfd_sim_domain_pt(d), a, K4), (int64_t)K4);
 	EXPECT_EQ(vfdma_domain_check(d), -EIO);
-	EXPECT_EQ(info(d).broken, 1);
+	EXPECT_EQ(vfdma_test_domain_info(d).broken, 1);
 	uint64_t c;
 	EXPECT_EQ(vfdma_map(d, buf.p, K4, VFDMA_PROT_RW, 0, &c), -EIO);
 	// Close still releases everything, and reports the missing mapping.
@@ -441,7 +434,7 @@ TEST(SimDomain, InconsistencyMarksTheDomainBroken)
 	ASSERT_EQ(vfdma_map(d, buf.p, K4, VFDMA_PROT_RW, 0, &a), 0);
 	ASSERT_EQ(vfd_simpt_unmap(vfd_sim_domain_pt(d), a, K4), (int64_t)K4);
 	EXPECT_EQ(vfdma_unmap(d, a, K4), -EIO);
-	EXPECT_EQ(info(d).broken, 1);
+	EXPECT_EQ(vfdma_test_domain_info(d).broken, 1);
 	vfdma_domain_close(d);
 }
 
@@ -495,7 +488,7 @@ TEST(SimDomain, FaultInjectionSweep)
 	vfdma_device *dev = nullptr;
 	points = vfdma_test_fail_each(
 		VFD_SYS_ANY, [&]() { return (dev = vfdma_sim_device_create(d)) != nullptr; },
-		[&]() { vfdma_device_close(dev); }, [&]() { EXPECT_EQ(info(d).nr_devices, 0u); });
+		[&]() { vfdma_device_close(dev); }, [&]() { EXPECT_EQ(vfdma_test_domain_info(d).nr_devices, 0u); });
 	EXPECT_GT(points, 0u);
 	EXPECT_EQ(vfdma_domain_check(d), 0);
 	vfdma_domain_close(d);
@@ -509,14 +502,14 @@ TEST(SimDomain, UnmapWithoutMemoryStillUnmaps)
 	Buf buf(4 * M2);
 	vfdma_map_run runs[3] = {{buf.p, K4, 0}, {buf.p + K4, K4, 0}, {buf.p + M2, M2, 0}};
 	ASSERT_EQ(vfdma_map_batch(d, runs, 3, VFDMA_PROT_RW, VFDMA_MAP_NOCOALESCE), 0);
-	auto before = info(d);
+	auto before = vfdma_test_domain_info(d);
 	vfdma_map_run un[3] = {{nullptr, K4, runs[0].iova},
 			       {nullptr, K4, runs[1].iova},
 			       {nullptr, M2, runs[2].iova}};
 	vfd_fault_arm(VFD_SYS_ALLOC, 1, ENOMEM, true);
 	EXPECT_EQ(vfdma_unmap_batch(d, un, 3), 0);
 	EXPECT_GT(vfd_fault_disarm(), 0u);
-	auto after = info(d);
+	auto after = vfdma_test_domain_info(d);
 	EXPECT_EQ(after.mappings, 0u);
 	EXPECT_EQ(after.kernel_unmap_calls - before.kernel_unmap_calls, 3u);
 	EXPECT_EQ(vfdma_domain_check(d), 0);
@@ -575,7 +568,7 @@ TEST(SimDomain, ConcurrentMappers)
 		x.join();
 	EXPECT_EQ(errors.load(), 0);
 	EXPECT_EQ(vfdma_domain_check(d), 0);
-	auto i = info(d);
+	auto i = vfdma_test_domain_info(d);
 	EXPECT_EQ(i.mappings, 0u);
 	EXPECT_EQ(i.nr_devices, 0u);
 	vfdma_iova_flush(d->iova);

@@ -17,13 +17,6 @@ namespace
 constexpr uint64_t K4 = 4096, M2 = 2ull << 20;
 using Buf = VfdmaTestBuf;
 
-vfdma_domain_info info(vfdma_domain *d)
-{
-	vfdma_domain_info i;
-	EXPECT_EQ(vfdma_domain_get_info(d, &i), 0);
-	return i;
-}
-
 vfdma_mem_stats mstats(vfdma_domain *d)
 {
 	vfdma_mem_stats s;
@@ -60,7 +53,7 @@ TEST(SimMem, RegistrationsCountPagesAndUnmapWithTheLast)
 	EXPECT_EQ(s.registered_bytes, 12 * K4);
 	EXPECT_EQ(s.reg_mappings, 2u);
 	EXPECT_EQ(s.reg_mapped_bytes, 12 * K4);
-	EXPECT_EQ(info(d).kernel_map_calls, 2u);
+	EXPECT_EQ(vfdma_test_domain_info(d).kernel_map_calls, 2u);
 	for (int i = 0; i < 12; i++)
 		ASSERT_NO_FATAL_FAILURE(expect_dma_sees(dev, d, p + i * K4 + 5, 100));
 
@@ -77,7 +70,7 @@ TEST(SimMem, RegistrationsCountPagesAndUnmapWithTheLast)
 	s = mstats(d);
 	EXPECT_EQ(s.registered_bytes, 0u);
 	EXPECT_EQ(s.reg_mappings, 0u);
-	EXPECT_EQ(info(d).mappings, 0u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 0u);
 	uint64_t iova;
 	EXPECT_EQ(vfdma_vaddr_to_iova(d, p + 6 * K4, &iova, nullptr), -ENOENT);
 	EXPECT_EQ(vfdma_mem_unregister(d, p + 4 * K4, 8 * K4), -ENOENT);
@@ -115,7 +108,7 @@ TEST(SimMem, RoundingErrorsAndNestedCounts)
 	auto s = mstats(d);
 	EXPECT_EQ(s.registered_bytes, 0u);
 	EXPECT_EQ(s.reg_mappings, 0u);
-	EXPECT_EQ(info(d).mappings, 0u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 0u);
 	vfdma_domain_close(d);
 }
 
@@ -137,7 +130,7 @@ TEST(SimMem, FoldedRegistrationsKeepTheirCounts)
 	EXPECT_GT(mstats(d).metadata_bytes, m0);
 	ASSERT_EQ(vfdma_mem_unregister(d, p + K4, K4), 0);
 	EXPECT_EQ(mstats(d).metadata_bytes, m0);
-	EXPECT_EQ(info(d).mappings, 2u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 2u);
 	EXPECT_EQ(mstats(d).reg_mappings, 2u);
 	// A range with an unregistered page is refused, the counts kept.
 	EXPECT_EQ(vfdma_mem_unregister(d, p, 6 * K4), -ENOENT);
@@ -150,7 +143,7 @@ TEST(SimMem, FoldedRegistrationsKeepTheirCounts)
 	ASSERT_EQ(vfdma_mem_unregister(d, p, 4 * K4), 0);
 	EXPECT_EQ(vfdma_vaddr_to_iova(d, p + 3 * K4, &iova, nullptr), -ENOENT);
 	EXPECT_EQ(vfdma_mem_unregister(d, p, K4), -ENOENT);
-	EXPECT_EQ(info(d).mappings, 1u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 1u);
 
 	// Counts above what a mapping record holds keep their records.
 	uint64_t folded = mstats(d).metadata_bytes;
@@ -170,7 +163,7 @@ TEST(SimMem, FoldedRegistrationsKeepTheirCounts)
 	EXPECT_EQ((mstats(d).metadata_bytes - m1) % 4096, sizeof(struct vfd_map));
 	ASSERT_EQ(vfdma_mem_unregister(d, p + 10 * K4, K4), 0);
 	ASSERT_EQ(vfdma_mem_unregister(d, p + 8 * K4, K4), 0);
-	EXPECT_EQ(info(d).mappings, 0u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 0u);
 	EXPECT_EQ(vfdma_domain_check(d), 0);
 	vfdma_domain_close(d);
 }
@@ -183,8 +176,8 @@ TEST(SimMem, AdjacentRangesCoalesceIntoOneKernelMapping)
 	uint8_t *p = buf.p;
 	iovec v[4] = {{p + 3 * K4, 5 * K4}, {p, 3 * K4}, {p + 8 * K4, M2}, {p + 2 * K4, 2 * K4}};
 	ASSERT_EQ(vfdma_mem_register_batch(d, v, 4), 0);
-	EXPECT_EQ(info(d).kernel_map_calls, 1u);
-	EXPECT_EQ(info(d).mappings, 1u);
+	EXPECT_EQ(vfdma_test_domain_info(d).kernel_map_calls, 1u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 1u);
 	uint64_t iova = 0, len = 0;
 	ASSERT_EQ(vfdma_vaddr_to_iova(d, p, &iova, &len), 0);
 	EXPECT_EQ(len, M2 + 8 * K4) << "one mapping: contiguous to its end";
@@ -192,9 +185,9 @@ TEST(SimMem, AdjacentRangesCoalesceIntoOneKernelMapping)
 
 	// A range over registered and new memory maps only the holes.
 	ASSERT_EQ(vfdma_mem_register(d, p + 2 * M2, K4), 0);
-	uint64_t calls = info(d).kernel_map_calls;
+	uint64_t calls = vfdma_test_domain_info(d).kernel_map_calls;
 	ASSERT_EQ(vfdma_mem_register(d, p, 4 * M2), 0);
-	EXPECT_EQ(info(d).kernel_map_calls, calls + 2);
+	EXPECT_EQ(vfdma_test_domain_info(d).kernel_map_calls, calls + 2);
 	EXPECT_EQ(mstats(d).registered_bytes, 4 * M2);
 	// Each range of the batch counts once: page 2 and 3 were in two.
 	ASSERT_EQ(vfdma_mem_unregister(d, p, 4 * M2), 0);
@@ -206,7 +199,7 @@ TEST(SimMem, AdjacentRangesCoalesceIntoOneKernelMapping)
 	EXPECT_EQ(mstats(d).registered_bytes, 3 * K4) << "pages 2 and 3 and the one at 4 MiB";
 	ASSERT_EQ(vfdma_mem_unregister(d, v[3].iov_base, v[3].iov_len), 0);
 	ASSERT_EQ(vfdma_mem_unregister(d, p + 2 * M2, K4), 0);
-	EXPECT_EQ(info(d).mappings, 0u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 0u);
 	EXPECT_EQ(vfdma_domain_check(d), 0);
 	vfdma_domain_close(d);
 }
@@ -253,7 +246,7 @@ TEST(SimMem, TranslationOverRandomRegistrations)
 	}
 	for (auto [a, n] : regs)
 		ASSERT_EQ(vfdma_mem_unregister(d, buf.p + a * K4, n * K4), 0);
-	EXPECT_EQ(info(d).mappings, 0u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 0u);
 	EXPECT_EQ(vfdma_domain_check(d), 0);
 	vfdma_domain_close(d);
 }
@@ -271,10 +264,10 @@ TEST(SimMem, CacheHitsMissesAndPassthrough)
 	EXPECT_EQ(vfdma_mem_acquire(d, p, K4, VFDMA_PROT_RW, nullptr), -EINVAL);
 
 	ASSERT_EQ(vfdma_mem_acquire(d, p + 100, 3 * K4, VFDMA_PROT_WRITE, &iova), 0);
-	uint64_t calls = info(d).kernel_map_calls;
+	uint64_t calls = vfdma_test_domain_info(d).kernel_map_calls;
 	ASSERT_EQ(vfdma_mem_acquire(d, p + 200, 2 * K4, VFDMA_PROT_WRITE, &again), 0);
 	EXPECT_EQ(again, iova + 100);
-	EXPECT_EQ(info(d).kernel_map_calls, calls) << "a hit makes no kernel call";
+	EXPECT_EQ(vfdma_test_domain_info(d).kernel_map_calls, calls) << "a hit makes no kernel call";
 	auto s = mstats(d);
 	EXPECT_EQ(s.misses, 1u);
 	EXPECT_EQ(s.hits, 1u);
@@ -353,7 +346,7 @@ TEST(SimMem, ClockEvictsTheLeastRecentlyUsedIdleEntry)
 	ASSERT_EQ(vfdma_mem_set_budget(d, 0), 0);
 	s = mstats(d);
 	EXPECT_EQ(s.cache_entries, 1u) << "only D, held";
-	EXPECT_EQ(info(d).mappings, 1u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 1u);
 	for (int i = 4; i < 8; i++)
 		ASSERT_EQ(vfdma_mem_acquire(d, buf_of(i), 2 * K4, VFDMA_PROT_RW, &io[i]), 0);
 	s = mstats(d);
@@ -368,7 +361,7 @@ TEST(SimMem, ClockEvictsTheLeastRecentlyUsedIdleEntry)
 	s = mstats(d);
 	EXPECT_EQ(s.cache_entries, 0u);
 	EXPECT_EQ(s.cache_bytes, 0u);
-	EXPECT_EQ(info(d).mappings, 0u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 0u);
 	EXPECT_EQ(vfdma_domain_check(d), 0);
 	vfdma_domain_close(d);
 }
@@ -387,7 +380,7 @@ TEST(SimMem, OverlappingMissFoldsIdleEntries)
 	auto s = mstats(d);
 	EXPECT_EQ(s.cache_entries, 1u);
 	EXPECT_EQ(s.cache_bytes, 6 * K4);
-	EXPECT_EQ(info(d).mappings, 1u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 1u);
 	uint64_t x;
 	ASSERT_EQ(vfdma_mem_acquire(d, buf.p, 6 * K4, VFDMA_PROT_RW, &x), 0);
 	EXPECT_EQ(x + K4, c);
@@ -401,7 +394,7 @@ TEST(SimMem, OverlappingMissFoldsIdleEntries)
 	ASSERT_EQ(vfdma_mem_release(d, buf.p + 5 * K4, a), 0);
 	EXPECT_EQ(mstats(d).cache_in_use, 0u);
 	ASSERT_EQ(vfdma_mem_set_budget(d, 0), 0);
-	EXPECT_EQ(info(d).mappings, 0u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 0u);
 	vfdma_domain_close(d);
 }
 
@@ -423,7 +416,7 @@ TEST(SimMem, FaultInjectionLeavesTheDomainUnchanged)
 		}
 	};
 	auto state = [&] {
-		auto i = info(d);
+		auto i = vfdma_test_domain_info(d);
 		auto s = mstats(d);
 		return State{i.mappings,	  i.mapped_bytes,  i.kernel_map_calls,
 			     i.kernel_unmap_calls, s.registered_bytes, s.reg_mappings,
@@ -450,7 +443,7 @@ TEST(SimMem, FaultInjectionLeavesTheDomainUnchanged)
 		},
 		unchanged);
 	EXPECT_GT(points, 5u);
-	EXPECT_EQ(info(d).mappings, 1u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 1u);
 
 	// Unregistering half of a registration needs a split: memory for it.
 	ASSERT_EQ(vfdma_mem_register(d, p, 8 * K4), 0);
@@ -545,7 +538,7 @@ TEST(SimMem, ReadersTranslateWhileWritersRegister)
 	th[1].join();
 	EXPECT_EQ(failures.load(), 0);
 	EXPECT_EQ(bad.load(), 0u) << "of " << reads.load();
-	EXPECT_EQ(info(d).mappings, 1u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 1u);
 	EXPECT_EQ(vfdma_domain_check(d), 0);
 	vfdma_domain_close(d);
 }
@@ -601,7 +594,7 @@ TEST(SimMem, HitsRaceEvictions)
 		(unsigned long long)s.hits, (unsigned long long)s.misses,
 		(unsigned long long)s.evictions);
 	ASSERT_EQ(vfdma_mem_set_budget(d, 0), 0);
-	EXPECT_EQ(info(d).mappings, 0u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 0u);
 	EXPECT_EQ(vfdma_domain_check(d), 0);
 	vfdma_domain_close(d);
 }

@@ -25,13 +25,6 @@ vfdma_pool_stats stats(vfdma_pool *p)
 	return st;
 }
 
-vfdma_domain_info dinfo(vfdma_domain *d)
-{
-	vfdma_domain_info i = {};
-	EXPECT_EQ(vfdma_domain_get_info(d, &i), 0);
-	return i;
-}
-
 // Arenas of small pages only, so tests do not depend on the host's huge pages.
 const vfdma_arena_opts small_pages = {0, VFDMA_PGSIZE_4K, nullptr};
 
@@ -54,7 +47,7 @@ struct Fixture {
 	~Fixture()
 	{
 		EXPECT_EQ(vfdma_pool_destroy(pool), 0);
-		EXPECT_EQ(dinfo(dom).mappings, 0u) << "the pool unmapped everything";
+		EXPECT_EQ(vfdma_test_domain_info(dom).mappings, 0u) << "the pool unmapped everything";
 		EXPECT_EQ(vfdma_domain_check(dom), 0);
 		vfdma_domain_close(dom);
 	}
@@ -120,7 +113,7 @@ TEST(SimPool, DeviceDmaIntoBuffersOfEverySize)
 	EXPECT_EQ(st.buffers, live.size());
 	EXPECT_GE(st.arena_bytes, st.buffer_bytes);
 	EXPECT_EQ(st.arenas, st.arenas_4k);
-	EXPECT_EQ(dinfo(f.dom).mappings, st.arenas) << "each arena mapped once";
+	EXPECT_EQ(vfdma_test_domain_info(f.dom).mappings, st.arenas) << "each arena mapped once";
 	for (auto &b : live)
 		EXPECT_EQ(vfdma_dma_free(f.pool, b.first), 0);
 	EXPECT_EQ(stats(f.pool).buffers, 0u);
@@ -251,7 +244,7 @@ TEST(SimPool, GrowsByWholeArenasUpToTheLimit)
 	EXPECT_EQ(st.arena_bytes, 4 * M2);
 	EXPECT_EQ(st.grows, 4u);
 	EXPECT_EQ(v.size(), 16u) << "every byte of the limit is used";
-	EXPECT_EQ(dinfo(f.dom).mapped_bytes, 4 * M2);
+	EXPECT_EQ(vfdma_test_domain_info(f.dom).mapped_bytes, 4 * M2);
 	// A buffer larger than an arena needs its own, which the limit refuses.
 	EXPECT_EQ(vfdma_dma_alloc(f.pool, 5 * M1, 0, VFDMA_NUMA_ANY, nullptr), nullptr);
 	EXPECT_EQ(errno, ENOMEM);
@@ -286,12 +279,12 @@ TEST(SimPool, IdleArenasFollowThePolicy)
 		Fixture f(M2, VFDMA_POOL_RELEASE_IDLE);
 		void *a = vfdma_dma_alloc(f.pool, 3 * M1, 0, VFDMA_NUMA_ANY, nullptr);
 		ASSERT_NE(a, nullptr);
-		EXPECT_EQ(dinfo(f.dom).mappings, 1u);
+		EXPECT_EQ(vfdma_test_domain_info(f.dom).mappings, 1u);
 		ASSERT_EQ(vfdma_dma_free(f.pool, a), 0);
 		auto st = stats(f.pool);
 		EXPECT_EQ(st.arenas, 0u);
 		EXPECT_EQ(st.releases, 1u);
-		EXPECT_EQ(dinfo(f.dom).mappings, 0u) << "unmapped from the domain";
+		EXPECT_EQ(vfdma_test_domain_info(f.dom).mappings, 0u) << "unmapped from the domain";
 	}
 	{
 		Fixture f(M2); // default: keep one arena's worth
@@ -336,7 +329,7 @@ TEST(SimPool, IdleArenasFollowThePolicy)
 		ASSERT_EQ(vfdma_pool_trim(f.pool, 0, &released), 0);
 		EXPECT_EQ(released, M2);
 		EXPECT_EQ(stats(f.pool).arenas, 0u);
-		EXPECT_EQ(dinfo(f.dom).mappings, 0u);
+		EXPECT_EQ(vfdma_test_domain_info(f.dom).mappings, 0u);
 	}
 }
 
@@ -350,9 +343,9 @@ TEST(SimPool, DestroyWithLiveBuffersReleasesEverything)
 	ASSERT_NE(p, nullptr);
 	for (int i = 0; i < 100; i++)
 		ASSERT_NE(vfdma_dma_alloc(p, 3000 + i * 500, 0, VFDMA_NUMA_ANY, nullptr), nullptr);
-	EXPECT_GT(dinfo(d).mappings, 0u);
+	EXPECT_GT(vfdma_test_domain_info(d).mappings, 0u);
 	EXPECT_EQ(vfdma_pool_destroy(p), 0);
-	EXPECT_EQ(dinfo(d).mappings, 0u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 0u);
 	EXPECT_EQ(vfdma_domain_check(d), 0);
 	vfdma_domain_close(d);
 }
@@ -393,7 +386,7 @@ TEST(SimPool, FaultSweepOfGrowth)
 				auto st = stats(f.pool);
 				EXPECT_EQ(st.arenas, 0u);
 				EXPECT_EQ(st.buffers, 0u);
-				EXPECT_EQ(dinfo(f.dom).mappings, 0u);
+				EXPECT_EQ(vfdma_test_domain_info(f.dom).mappings, 0u);
 			});
 		EXPECT_GE(points, 8u) << size;
 	}
@@ -500,7 +493,7 @@ TEST(SimPool, ThreadsAllocAndFreeWithOwnershipCheck)
 	st = stats(f.pool);
 	EXPECT_EQ(st.arenas, 0u) << "every arena idle and returned";
 	EXPECT_EQ(st.cached_bytes, 0u);
-	EXPECT_EQ(dinfo(f.dom).mappings, 0u);
+	EXPECT_EQ(vfdma_test_domain_info(f.dom).mappings, 0u);
 }
 
 // Threads hammering one size class while another thread trims.
@@ -600,7 +593,7 @@ TEST(SimPool, ArenasFromACallersSource)
 	void *b = vfdma_dma_alloc(p, 5 * K4, 0, VFDMA_NUMA_ANY, &iova);
 	ASSERT_NE(b, nullptr);
 	EXPECT_EQ(hs.gets, 1);
-	EXPECT_EQ(dinfo(d).mappings, 1u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 1u);
 	device_round_trip(dev, b, iova, 5 * K4, 3);
 	// a source with nothing left: growth fails cleanly
 	hs.fail = 1;
@@ -611,7 +604,7 @@ TEST(SimPool, ArenasFromACallersSource)
 	EXPECT_EQ(vfdma_pool_destroy(p), 0);
 	EXPECT_EQ(hs.puts, hs.gets);
 	EXPECT_EQ(hs.out, 0u);
-	EXPECT_EQ(dinfo(d).mappings, 0u);
+	EXPECT_EQ(vfdma_test_domain_info(d).mappings, 0u);
 	EXPECT_EQ(vfdma_device_close(dev), 0);
 	EXPECT_EQ(vfdma_domain_close(d), 0);
 }
