@@ -67,9 +67,12 @@ check-vm: all
 bench: all
 	$(Q)$(BUILD)/bin/vfdma_bench iova
 
-install: lib
+install: all
 	@echo "  INSTALL $(DESTDIR)$(PREFIX)"
 	$(Q)install -d $(DESTDIR)$(PREFIX)/include/vfdma $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	$(Q)install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8
+	$(Q)install -m 755 $(BUILD)/bin/vfdmactl $(DESTDIR)$(PREFIX)/sbin/
+	$(Q)install -m 644 app/vfdmactl/vfdmactl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	$(Q)install -m 644 include/vfdma/*.h $(DESTDIR)$(PREFIX)/include/vfdma/
 	$(Q)install -m 644 $(BUILD)/lib/libvfdma.a $(DESTDIR)$(PREFIX)/lib/
 	$(Q)install -m 755 $(BUILD)/lib/libvfdma.so.*.* $(DESTDIR)$(PREFIX)/lib/
@@ -90,6 +93,7 @@ uninstall:
 	@echo "  UNINSTALL $(DESTDIR)$(PREFIX)"
 	$(Q)rm -f $(addprefix $(DESTDIR)$(PREFIX)/include/vfdma/,$(notdir $(wildcard include/vfdma/*.h)))
 	$(Q)rmdir $(DESTDIR)$(PREFIX)/include/vfdma 2>/dev/null || true
+	$(Q)rm -f $(DESTDIR)$(PREFIX)/sbin/vfdmactl $(DESTDIR)$(PREFIX)/share/man/man8/vfdmactl.8
 	$(Q)rm -f $(DESTDIR)$(PREFIX)/lib/libvfdma.a $(DESTDIR)$(PREFIX)/lib/libvfdma.so* \
 		$(DESTDIR)$(PREFIX)/lib/pkgconfig/libvfdma.pc \
 		$(DESTDIR)$(PREFIX)/lib/libvfdma_dpdk.a $(DESTDIR)$(PREFIX)/lib/libvfdma_dpdk.so* \

@@ -3,7 +3,8 @@
 # Build tier: what the build promises to users, checked on the built tree.
 #   install     make install into a temporary prefix, build and run a small
 #               program using only `pkg-config --cflags --libs libvfdma`
-#               (shared, then --static), then make uninstall leaves nothing
+#               (shared, then --static); sbin/vfdmactl runs and its man
+#               page renders cleanly; then make uninstall leaves nothing
 #   destdir     make install DESTDIR=... puts everything under DESTDIR
 #   exports     the shared library exports vfdma_* and nothing else
 #   headers     every public header compiles on its own, in C and in C++
@@ -44,6 +45,14 @@ t_install() {
 		$(pkg-config --cflags --static --libs libvfdma) >"$log" 2>&1 ||
 		{ fail install "static build against the installed tree: $(tail -3 "$log")"; return; }
 	"$work/hello-static" >"$log" 2>&1 || { fail install "hello (static): $(cat "$log")"; return; }
+	# the tool and its man page (which must render without warnings)
+	[ -x "$pre/sbin/vfdmactl" ] || { fail install "no sbin/vfdmactl"; return; }
+	"$pre/sbin/vfdmactl" --help >"$log" 2>&1 || { fail install "vfdmactl --help: $(cat "$log")"; return; }
+	[ -f "$pre/share/man/man8/vfdmactl.8" ] || { fail install "no share/man/man8/vfdmactl.8"; return; }
+	if command -v groff >/dev/null; then
+		LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z "$pre/share/man/man8/vfdmactl.8" >"$log" 2>&1 &&
+			[ ! -s "$log" ] || { fail install "vfdmactl.8 does not render cleanly: $(head -3 "$log")"; return; }
+	fi
 	make -s -C "$root" uninstall PREFIX="$pre" >"$log" 2>&1 || { fail install "make uninstall failed"; return; }
 	local left
 	left=$(find "$pre" -type f)
@@ -55,7 +64,8 @@ t_install() {
 t_destdir() {
 	local d=$work/destdir
 	make -s -C "$root" install DESTDIR="$d" PREFIX=/opt/vfdma >/dev/null 2>&1 || { fail destdir "make install DESTDIR failed"; return; }
-	for x in include/vfdma/vfdma.h lib/libvfdma.a lib/libvfdma.so lib/pkgconfig/libvfdma.pc; do
+	for x in include/vfdma/vfdma.h lib/libvfdma.a lib/libvfdma.so lib/pkgconfig/libvfdma.pc \
+		sbin/vfdmactl share/man/man8/vfdmactl.8; do
 		[ -e "$d/opt/vfdma/$x" ] || { fail destdir "missing $x under DESTDIR"; return; }
 	done
 	grep -q '^prefix=/opt/vfdma$' "$d/opt/vfdma/lib/pkgconfig/libvfdma.pc" ||

@@ -578,7 +578,7 @@ host_check() {
 		report FAIL "$name" "not run: the guest part did not pass"
 		return
 	fi
-	local env=(VFDMA_VM_HOSTBIN="$out/bin/host") images=()
+	local env=(VFDMA_VM_HOSTBIN="$out/bin/host" VFDMA_VM_BACKEND="${U_backend[$u]}") images=()
 	for ((i = 0; i < B_nvme[$b]; i++)); do
 		env+=("VFDMA_VM_IMAGE$i=$bd/nvme$i.img")
 		images+=("$bd/nvme$i.img")
