@@ -6,10 +6,11 @@
  *   pattern verify <file> <offset> <length> <seed>   (on the host, on the image)
  *
  * The same source is built twice: statically for the guest and natively
- * for the host, so both sides agree on the pattern by construction.
- * Every 8-byte word holds a mix of the seed and its own byte offset in
- * the device, so data written to the wrong place, stale data or a torn
- * write all show up as a mismatch at a reported offset.
+ * for the host, so both sides agree on the pattern by construction; the
+ * pattern (app/nvme/pattern.h) is also what vfdma_nvme_perf --verify
+ * writes.  Every 8-byte word holds a mix of the seed and its own byte
+ * offset in the device, so data written to the wrong place, stale data or
+ * a torn write all show up as a mismatch at a reported offset.
  *
  * write uses O_DIRECT (straight to the device through the kernel's NVMe
  * driver, not the page cache), fsyncs, then reads back and compares.
@@ -23,35 +24,11 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include "pattern.h" /* app/nvme/pattern.h: the pattern itself */
 #include "vmtest.h"
 
 #define CHUNK (1u << 20)
 #define GUARD 4096u
-
-static uint64_t word_at(uint64_t seed, uint64_t off)
-{
-	/* splitmix64 finaliser: cheap and every bit depends on every input bit */
-	uint64_t z = seed ^ (off * 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static void fill(uint64_t *buf, size_t len, uint64_t off, uint64_t seed)
-{
-	for (size_t i = 0; i < len / 8; i++)
-		buf[i] = word_at(seed, off + i * 8);
-}
-
-/* Offset of the first word in @buf that differs from the pattern, or -1. */
-static int64_t mismatch(const uint64_t *buf, size_t len, uint64_t off, uint64_t seed)
-{
-	for (size_t i = 0; i < len / 8; i++)
-		if (buf[i] != word_at(seed, off + i * 8))
-			return (int64_t)(off + i * 8);
-	return -1;
-}
 
 static bool io_all(bool wr, int fd, void *buf, size_t len, uint64_t off)
 {
@@ -77,7 +54,7 @@ static int do_write(const char *dev, uint64_t off, uint64_t len, uint64_t seed)
 	if (!vt_check("open_direct", fd >= 0))
 		return EXIT_FAILURE;
 	for (done = 0; done < len; done += CHUNK) {
-		fill(buf, CHUNK, off + done, seed);
+		pattern_fill(buf, CHUNK, off + done, seed);
 		if (!io_all(true, fd, buf, CHUNK, off + done))
 			break;
 	}
@@ -87,7 +64,7 @@ static int do_write(const char *dev, uint64_t off, uint64_t len, uint64_t seed)
 		memset(buf, 0, CHUNK);
 		if (!io_all(false, fd, buf, CHUNK, off + done))
 			break;
-		bad = mismatch(buf, CHUNK, off + done, seed);
+		bad = pattern_mismatch(buf, CHUNK, off + done, seed);
 	}
 	if (bad >= 0)
 		vt_fail("readback", "pattern mismatch at byte %" PRId64, bad);
@@ -116,7 +93,7 @@ static int do_verify(const char *file, uint64_t off, uint64_t len, uint64_t seed
 			fprintf(stderr, "pattern: read %s at %" PRIu64 ": %s\n", file, off + done, strerror(errno));
 			return EXIT_FAILURE;
 		}
-		bad = mismatch(buf, CHUNK, off + done, seed);
+		bad = pattern_mismatch(buf, CHUNK, off + done, seed);
 	}
 	if (bad >= 0) {
 		fprintf(stderr, "pattern: %s: mismatch at byte %" PRId64 "\n", file, bad);

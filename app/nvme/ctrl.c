@@ -6,35 +6,21 @@
  * initialisation (section 3.5.1): disable (CC.EN = 0) and wait for
  * CSTS.RDY = 0, program the admin queue (AQA, ASQ, ACQ), set CC with the
  * entry sizes and page size and EN = 1, wait for CSTS.RDY = 1.  Each wait
- * is bounded by CAP.TO.
+ * is bounded by CAP.TO.  Admin commands are polled, one at a time; the
+ * commands themselves are in admin.c.
  */
 #include "nvme.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 
-/*
- * Ordering between memory the device reads or writes by DMA and the
- * doorbells: the submission entry must be in memory before the doorbell
- * write (wmb), and a completion's other fields are read only after its
- * phase bit (rmb).  x86 keeps stores in order and loads in order (and a
- * store to uncached MMIO after them), so a compiler barrier is all it needs;
- * other architectures get a full fence.  (Not C11 fences: they order
- * threads, not devices, and ThreadSanitizer rejects them.)
- */
-#if defined(__x86_64__) || defined(__i386__)
-#define nvme_wmb() __asm__ __volatile__("" ::: "memory")
-#define nvme_rmb() __asm__ __volatile__("" ::: "memory")
-#else
-#define nvme_wmb() __sync_synchronize()
-#define nvme_rmb() __sync_synchronize()
-#endif
-
-#define PAGE 4096u
+#define PAGE NVME_PAGE
 #define HUGE_2M (2u << 20)
+#define QMEM_PAGES 3 /* admin SQ, admin CQ, scratch (admin.c) */
 
 static uint32_t rd32(struct nvme_ctrl *c, uint32_t reg)
 {
@@ -59,10 +45,10 @@ static void wr64(struct nvme_ctrl *c, uint32_t reg, uint64_t v)
 	wr32(c, reg + 4, (uint32_t)(v >> 32));
 }
 
-static uint64_t now_ms(void)
+uint64_t nvme_now_ms(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
@@ -72,27 +58,61 @@ static void pause_us(long us)
 	nanosleep(&ts, NULL);
 }
 
+uint32_t nvme_csts(struct nvme_ctrl *c)
+{
+	return rd32(c, NVME_REG_CSTS);
+}
+
+const char *nvme_errmsg(const struct nvme_ctrl *c)
+{
+	return c->errmsg;
+}
+
+/*
+ * A command did not complete: say what the controller looks like, since
+ * "timed out" alone does not tell a dead device from a disabled one.
+ */
+void nvme_explain_timeout(struct nvme_ctrl *c, const char *what, uint32_t ms)
+{
+	uint32_t csts = nvme_csts(c);
+	const char *why = csts == 0xffffffffu	    ? "the device does not answer register reads"
+			  : (csts & NVME_CSTS_CFS)  ? "Controller Fatal Status is set"
+			  : !(csts & NVME_CSTS_RDY) ? "the controller is not enabled (CSTS.RDY 0)"
+						    : "the controller is ready but did not answer";
+	snprintf(c->errmsg, sizeof(c->errmsg), "%s: no completion in %u ms; CSTS 0x%x: %s", what,
+		 ms, csts, why);
+	c->broken = true;
+}
+
 /* Wait until CSTS.RDY == @rdy; -EIO on fatal status, -ETIMEDOUT after CAP.TO. */
 static int wait_ready(struct nvme_ctrl *c, uint32_t rdy)
 {
-	uint64_t end = now_ms() + c->timeout_ms;
+	uint64_t end = nvme_now_ms() + c->timeout_ms;
 	for (;;) {
 		uint32_t csts = rd32(c, NVME_REG_CSTS);
-		if (csts == 0xffffffffu || (csts & NVME_CSTS_CFS))
+		if (csts == 0xffffffffu || (csts & NVME_CSTS_CFS)) {
+			snprintf(c->errmsg, sizeof(c->errmsg),
+				 "CSTS 0x%x: %s while waiting for RDY %u", csts,
+				 csts == 0xffffffffu ? "device gone" : "controller fatal status",
+				 rdy);
 			return -EIO;
+		}
 		if ((csts & NVME_CSTS_RDY) == rdy)
 			return 0;
-		if (now_ms() > end)
+		if (nvme_now_ms() > end) {
+			snprintf(c->errmsg, sizeof(c->errmsg),
+				 "CSTS.RDY did not become %u within CAP.TO (%u ms)", rdy,
+				 c->timeout_ms);
 			return -ETIMEDOUT;
+		}
 		pause_us(1000);
 	}
 }
 
 /*
- * Queue memory: one 2 MiB hugepage when the system has one free (what a
- * userspace driver normally uses, and all the noiommu backend accepts),
- * else two ordinary pages.  The admin SQ is its first page, the CQ the
- * second.
+ * Admin queue memory: one 2 MiB hugepage when the system has one free
+ * (what a userspace driver normally uses, and all the noiommu backend
+ * accepts), else three ordinary pages: admin SQ, admin CQ, scratch.
  */
 static int qmem_alloc(struct nvme_ctrl *c)
 {
@@ -103,9 +123,9 @@ static int qmem_alloc(struct nvme_ctrl *c)
 		c->qmem_len = HUGE_2M;
 		return 0;
 	}
-	if (posix_memalign(&p, PAGE, 2 * PAGE))
+	if (posix_memalign(&p, PAGE, QMEM_PAGES * PAGE))
 		return -ENOMEM;
-	memset(p, 0, 2 * PAGE);
+	memset(p, 0, QMEM_PAGES * PAGE);
 	c->qmem = p;
 	c->qmem_len = 0; /* from malloc */
 	return 0;
@@ -120,7 +140,7 @@ static void qmem_free(struct nvme_ctrl *c)
 	c->qmem = NULL;
 }
 
-/* One page of queue entries, mapped for the device with @prot. */
+/* One page of admin queue entries, mapped for the device with @prot. */
 static int queue_init(struct nvme_ctrl *c, struct nvme_queue *q, void *mem, uint32_t entry_size,
 		      unsigned int prot)
 {
@@ -148,8 +168,12 @@ static int ctrl_enable(struct nvme_ctrl *c)
 	c->cap = rd64(c, NVME_REG_CAP);
 	c->vs = rd32(c, NVME_REG_VS);
 	c->timeout_ms = (NVME_CAP_TO(c->cap) ? NVME_CAP_TO(c->cap) : 1) * 500;
-	if (NVME_CAP_MPSMIN(c->cap) > 0)
+	c->dstrd = 4u << NVME_CAP_DSTRD(c->cap);
+	if (NVME_CAP_MPSMIN(c->cap) > 0) {
+		snprintf(c->errmsg, sizeof(c->errmsg), "CAP.MPSMIN %u: 4 KiB pages not supported",
+			 NVME_CAP_MPSMIN(c->cap));
 		return -ENOTSUP; /* this driver uses 4 KiB memory pages */
+	}
 
 	/* Disable, and wait for the controller to acknowledge. */
 	uint32_t cc = rd32(c, NVME_REG_CC);
@@ -168,9 +192,8 @@ static int ctrl_enable(struct nvme_ctrl *c)
 				VFDMA_PROT_RW);
 	if (rc)
 		return rc;
-	uint32_t dstrd = 4u << NVME_CAP_DSTRD(c->cap);
-	c->asq.db = (volatile uint32_t *)(c->bar0 + NVME_REG_DBS);	   /* SQ 0 tail */
-	c->acq.db = (volatile uint32_t *)(c->bar0 + NVME_REG_DBS + dstrd); /* CQ 0 head */
+	c->asq.db = nvme_sq_db(c, 0);
+	c->acq.db = nvme_cq_db(c, 0);
 
 	wr32(c, NVME_REG_AQA, (c->acq.depth - 1) << 16 | (c->asq.depth - 1));
 	wr64(c, NVME_REG_ASQ, c->asq.iova);
@@ -185,8 +208,11 @@ int nvme_open(struct nvme_ctrl *c, struct vfdma_domain *dom, const char *bdf)
 	memset(c, 0, sizeof(*c));
 	c->dom = dom;
 	c->dev = vfdma_device_open(dom, bdf, 0);
-	if (!c->dev)
-		return -errno;
+	if (!c->dev) {
+		int err = errno;
+		snprintf(c->errmsg, sizeof(c->errmsg), "cannot open %s: %s", bdf, strerror(err));
+		return -err;
+	}
 	void *bar0;
 	uint64_t len;
 	int rc = vfdma_pci_bar_map(c->dev, 0, &bar0, &len);
@@ -201,10 +227,16 @@ int nvme_open(struct nvme_ctrl *c, struct vfdma_domain *dom, const char *bdf)
 		if (!rc)
 			rc = vfdma_pci_cfg_write(c->dev, 0x04, &cmd, 2);
 	}
+	if (rc && !c->errmsg[0])
+		snprintf(c->errmsg, sizeof(c->errmsg), "%s: BAR 0 / config space: %s", bdf,
+			 strerror(-rc));
 	if (!rc)
 		rc = ctrl_enable(c);
 	if (rc) {
+		char msg[sizeof(c->errmsg)];
+		memcpy(msg, c->errmsg, sizeof(msg));
 		nvme_close(c);
+		memcpy(c->errmsg, msg, sizeof(msg));
 		return rc;
 	}
 	return 0;
@@ -213,15 +245,19 @@ int nvme_open(struct nvme_ctrl *c, struct vfdma_domain *dom, const char *bdf)
 int nvme_admin(struct nvme_ctrl *c, struct nvme_sqe *cmd, struct nvme_cqe *cqe,
 	       uint32_t timeout_ms)
 {
+	if (c->broken)
+		return -EIO; /* an earlier command may still complete: nothing is certain */
 	cmd->cid = c->next_cid++;
 	struct nvme_sqe *sq = c->asq.mem;
 	sq[c->asq.tail] = *cmd;
 	c->asq.tail = (c->asq.tail + 1) % c->asq.depth;
 	nvme_wmb(); /* the entry before the doorbell */
+	if (c->asq.shadow)
+		*c->asq.shadow = c->asq.tail;
 	*c->asq.db = c->asq.tail;
 
 	volatile struct nvme_cqe *cq = c->acq.mem;
-	uint64_t end = now_ms() + timeout_ms;
+	uint64_t end = nvme_now_ms() + timeout_ms;
 	for (;;) {
 		volatile struct nvme_cqe *e = &cq[c->acq.head];
 		if ((e->status & 1) == c->acq.phase) {
@@ -231,27 +267,27 @@ int nvme_admin(struct nvme_ctrl *c, struct nvme_sqe *cmd, struct nvme_cqe *cqe,
 				c->acq.head = 0;
 				c->acq.phase ^= 1;
 			}
+			if (c->acq.shadow)
+				*c->acq.shadow = c->acq.head;
 			*c->acq.db = c->acq.head;
 			if (cqe)
 				*cqe = got;
-			if (got.cid != cmd->cid)
+			if (got.cid != cmd->cid) {
+				snprintf(c->errmsg, sizeof(c->errmsg),
+					 "admin completion for command %u, expected %u", got.cid,
+					 cmd->cid);
 				return -EPROTO;
+			}
 			return got.status >> 1;
 		}
-		if (now_ms() > end)
+		if (nvme_now_ms() > end) {
+			char what[48];
+			snprintf(what, sizeof(what), "admin command 0x%02x", cmd->opc);
+			nvme_explain_timeout(c, what, timeout_ms);
 			return -ETIMEDOUT;
+		}
 		pause_us(100);
 	}
-}
-
-int nvme_identify_ctrl(struct nvme_ctrl *c, uint64_t iova, uint32_t timeout_ms)
-{
-	struct nvme_sqe cmd = {
-		.opc = NVME_ADMIN_IDENTIFY,
-		.prp1 = iova,
-		.cdw10 = NVME_IDENTIFY_CNS_CTRL,
-	};
-	return nvme_admin(c, &cmd, NULL, timeout_ms);
 }
 
 int nvme_close(struct nvme_ctrl *c)
@@ -260,12 +296,23 @@ int nvme_close(struct nvme_ctrl *c)
 		wr32(c, NVME_REG_CC, rd32(c, NVME_REG_CC) & ~NVME_CC_EN);
 		wait_ready(c, 0);
 	}
-	/* The device is quiet now: its queues can go. */
+	/* The device is quiet now: its queues and buffers can go. */
+	if (c->dbbuf)
+		vfdma_dma_free(c->pool, c->dbbuf);
+	c->dbbuf = NULL;
+	if (c->pool)
+		vfdma_pool_destroy(c->pool);
+	c->pool = NULL;
+	if (c->scratch)
+		vfdma_unmap(c->dom, c->scratch_iova, PAGE);
+	c->scratch = NULL;
 	queue_fini(c, &c->asq);
 	queue_fini(c, &c->acq);
 	if (c->qmem)
 		qmem_free(c);
-	int rc = vfdma_device_close(c->dev);
+	int rc = vfdma_device_close(c->dev); /* also disables interrupts, closes the eventfds */
+	free(c->efds);
+	c->efds = NULL;
 	c->dev = NULL;
 	c->bar0 = NULL;
 	return rc;
