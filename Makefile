@@ -5,6 +5,7 @@
 #   make check-unit   the fast unit tier only
 #   make check-dpdk   the DPDK integration tier only
 #   make check-vm     the QEMU guest tier only
+#   make demo         the example NVMe driver and vfdmactl in the test VM, both backends
 #   make install      honours PREFIX and DESTDIR
 
 include mk/common.mk
@@ -18,7 +19,7 @@ export VFDMA_ROOT
 export VFDMA_BUILD := $(BUILD)
 
 .PHONY: all lib app unit-tests sim-tests dpdk-tests check check-unit check-build check-sim \
-	check-dpdk check-vm \
+	check-dpdk check-vm demo \
 	install uninstall clean distclean bench
 all: lib app
 
@@ -63,6 +64,9 @@ check-dpdk: all dpdk-tests
 
 check-vm: all
 	$(Q)bash test/run-tiers.sh vm
+
+demo: all
+	$(Q)bash test/vm/demo.sh
 
 bench: all
 	$(Q)$(BUILD)/bin/vfdma_bench iova
