@@ -117,11 +117,17 @@ struct vfdma_mem_stats {
 	uint64_t entry_bytes;      /**< size of one cache entry */
 	/**
 	 * All metadata bytes behind the domain's mappings: registration and
-	 * cache records, the cache index, the domain's mapping records and
-	 * its translation tables (kernel calls: vfdma_domain_get_info()).
+	 * cache records, the cache index, the domain's mapping records (the
+	 * whole slab they live in), its exception nodes and its translation
+	 * tables (kernel calls: vfdma_domain_get_info()).
 	 */
 	uint64_t metadata_bytes;
 	uint64_t mappings; /**< the domain's mappings (all kinds), for a per-mapping figure */
+	/**
+	 * The domain's IOVA allocator's own bookkeeping (its
+	 * vfdma_iova_get_stats() metadata_bytes), not part of metadata_bytes.
+	 */
+	uint64_t iova_metadata_bytes;
 };
 
 /**

@@ -499,10 +499,12 @@ int vfdma_mem_get_stats(struct vfdma_domain *dom, struct vfdma_mem_stats *st)
 	}
 	pthread_mutex_lock(&dom->lock);
 	st->mappings = dom->nr_maps;
-	meta += dom->nr_maps * sizeof(struct vfd_map) + dom->xl_va.table_bytes +
-		dom->xl_iova.table_bytes;
+	meta += vfd_map_table_bytes(dom);
 	pthread_mutex_unlock(&dom->lock);
 	st->metadata_bytes = meta;
+	struct vfdma_iova_stats ist;
+	if (!vfdma_iova_get_stats(dom->iova, &ist))
+		st->iova_metadata_bytes = ist.metadata_bytes;
 	return 0;
 }
 

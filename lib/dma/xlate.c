@@ -24,18 +24,49 @@ void vfd_xlate_fini(struct vfd_xlate *t)
 {
 	if (!t->top)
 		return;
-	for (uint64_t i = 0; i < VFD_XLATE_TOP_N; i++) {
-		uint64_t *l2 = t->top[i];
-		if (!l2)
-			continue;
+	for (uint32_t s = 0; s < t->nr_slots; s++) {
+		uint64_t *l2 = t->top[t->slots[s]];
 		for (unsigned j = 0; j < 512; j++)
 			if (l2[j] && !(l2[j] & 1))
 				vfd_free((void *)(uintptr_t)l2[j]);
 		vfd_free(l2);
 	}
 	vfd_munmap(t->top, TOP_BYTES);
-	t->top = NULL;
-	t->table_bytes = 0;
+	vfd_free(t->slots);
+	enum vfd_xlate_kind kind = t->kind;
+	vfd_xlate_init(t, kind);
+}
+
+/* First index in the slot list whose slot is >= @g. */
+static uint32_t slot_lower(const struct vfd_xlate *t, uint64_t g)
+{
+	uint32_t lo = 0, hi = t->nr_slots;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (t->slots[mid] < g)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Record top slot @g in the sorted list (before its l2 is published). */
+static int slot_add(struct vfd_xlate *t, uint64_t g)
+{
+	if (t->nr_slots == t->cap_slots) {
+		uint32_t cap = t->cap_slots ? 2 * t->cap_slots : 8;
+		uint32_t *n = vfd_realloc(t->slots, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		t->slots = n;
+		t->cap_slots = cap;
+	}
+	uint32_t i = slot_lower(t, g);
+	memmove(&t->slots[i + 1], &t->slots[i], (t->nr_slots - i) * sizeof(*t->slots));
+	t->slots[i] = (uint32_t)g;
+	t->nr_slots++;
+	return 0;
 }
 
 /* The leaf for the page @i pages into the run that leaf @e starts. */
@@ -103,8 +134,10 @@ int vfd_xlate_prepare(struct vfd_xlate *t, uint64_t key, uint64_t len)
 		if (t->top[g])
 			continue;
 		uint64_t *l2 = vfd_calloc(512, sizeof(*l2));
-		if (!l2)
+		if (!l2 || slot_add(t, g)) {
+			vfd_free(l2);
 			return -ENOMEM;
+		}
 		t->table_bytes += 512 * sizeof(*l2);
 		__atomic_store_n(&t->top[g], l2, __ATOMIC_RELEASE);
 	}
@@ -180,4 +213,37 @@ void vfd_xlate_remove(struct vfd_xlate *t, uint64_t key, uint64_t len, uint64_t 
 				store(s, replacement(t, p, best, ctx));
 		}
 	}
+}
+
+uint64_t vfd_xlate_next(const struct vfd_xlate *t, uint64_t key, uint64_t end, uint64_t *at)
+{
+	if (!t->top)
+		return 0;
+	if (end > (1ull << VFD_XLATE_BITS))
+		end = 1ull << VFD_XLATE_BITS;
+	for (uint32_t s = slot_lower(t, key >> 30); s < t->nr_slots; s++) {
+		uint64_t g = t->slots[s], gs = g << 30;
+		if (gs >= end || key >= end)
+			return 0;
+		const uint64_t *l2 = t->top[g];
+		uint64_t p = key > gs ? key : gs;
+		for (uint64_t cs = p & ~(CHUNK - 1); cs < gs + (1ull << 30) && cs < end;
+		     cs += CHUNK, p = cs) {
+			uint64_t e = l2[(cs >> 21) & 511];
+			if (!e)
+				continue;
+			if (e & 1) {
+				*at = p;
+				return leaf_step(t, e, (p - cs) >> 12);
+			}
+			const uint64_t *l3 = (const uint64_t *)(uintptr_t)e;
+			for (; p < cs + CHUNK && p < end; p += PAGE) {
+				if (l3[(p >> 12) & 511]) {
+					*at = p;
+					return l3[(p >> 12) & 511];
+				}
+			}
+		}
+	}
+	return 0;
 }

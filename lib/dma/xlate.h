@@ -20,7 +20,7 @@
  *  - LINEAR (translations): bits 63..28 the target page number of the
  *    entry's first page (targets below 2^48), bits 27..1 the pages from the
  *    entry's first page to the end of the run it belongs to, saturated at
- *    VFD_XLATE_REM_SAT ("at least that many": the caller asks its tree);
+ *    VFD_XLATE_REM_SAT ("at least that many": the caller asks its records);
  *  - CONST: any value with bit 0 clear (a pointer), the same for every page.
  *
  * Tables are never freed before vfd_xlate_fini() (the owner's close), so a
@@ -50,6 +50,13 @@ struct vfd_xlate {
 	uint64_t **top; /* atomic; NULL until the first prepare */
 	enum vfd_xlate_kind kind;
 	uint64_t table_bytes; /* l2 and l3 tables (not the lazily filled top) */
+	/*
+	 * The top slots that have an l2 table, ascending (writer side only):
+	 * walks and fini visit these instead of all 2^18 top pointers, so a
+	 * sparse table costs what it holds, not what it spans.
+	 */
+	uint32_t *slots;
+	uint32_t nr_slots, cap_slots;
 };
 
 /* Can [key, key + len) be held (below 2^48, no wrap)? */
@@ -96,6 +103,20 @@ void vfd_xlate_remove(struct vfd_xlate *t, uint64_t key, uint64_t len, uint64_t 
 		      vfd_xlate_best_fn best, void *ctx);
 
 /*
+ * Writer side (under the writer's lock): the first leaf at a page in
+ * [key, end) (key page-aligned), with that page in *at, or 0 for none.
+ * The leaf is the one for *at itself (LINEAR: its target and remaining
+ * length are *at's).  Costs the populated slots and tables it crosses.
+ */
+uint64_t vfd_xlate_next(const struct vfd_xlate *t, uint64_t key, uint64_t end, uint64_t *at);
+
+/* Bytes of the slot list (metadata beside table_bytes). */
+static inline uint64_t vfd_xlate_slot_bytes(const struct vfd_xlate *t)
+{
+	return (uint64_t)t->cap_slots * sizeof(*t->slots);
+}
+
+/*
  * The leaf for @key, or 0, and in *mask the offset mask of the page it
  * covers (2 MiB - 1 or 4 KiB - 1).  Lock-free.
  *
@@ -127,7 +148,7 @@ static inline uint64_t vfd_xlate_leaf(const struct vfd_xlate *t, uint64_t key, u
 
 /*
  * LINEAR lookup.  0: *target and *len set; 1: *target set but the run is
- * too long for the entry to say its length (ask the tree); -ENOENT.
+ * too long for the entry to say its length (ask the record); -ENOENT.
  */
 static inline int vfd_xlate_lookup(const struct vfd_xlate *t, uint64_t key, uint64_t *target,
 				   uint64_t *len)

@@ -227,8 +227,7 @@ int vfdma_domain_close(struct vfdma_domain *dom)
 	dom->ops->close(dom);
 	pthread_rwlock_unlock(&dom->op_lock);
 	vfdma_iova_space_destroy(dom->iova);
-	vfd_xlate_fini(&dom->xl_va);
-	vfd_xlate_fini(&dom->xl_iova);
+	vfd_map_table_fini(dom);
 	pthread_rwlock_destroy(&dom->op_lock);
 	pthread_mutex_destroy(&dom->lock);
 	vfd_free(dom->ranges);

@@ -32,6 +32,7 @@
 
 struct vfdma_domain;
 struct vfdma_device;
+struct vfd_exc;
 
 struct vfd_backend_ops {
 	const char *name;
@@ -98,35 +99,41 @@ struct vfd_backend_ops {
 };
 
 /*
- * One mapping: a run of the process's memory at a run of IOVA.  80 bytes:
- * the unmap chain reuses the by-IOVA node (a mapping is chained only once
- * it has left the table), and the flags and a small count share a word
- * with the interval tree's summary, which is granule-aligned and so kept
- * in pages.
+ * One mapping: a run of the process's memory at a run of IOVA, 32 bytes
+ * in a type-stable slab (lib/iommu/maptab.c): records are recycled, never
+ * freed before the domain closes, so a lock-free reader that loaded a
+ * record pointer from the IOVA table always reads live memory.  Every
+ * field is written with atomic stores (readers load them without the
+ * lock) and read back through a generation in @word: even while the
+ * record is entered, odd from the moment it left the tables, so a reader
+ * that raced a removal or a reuse notices and asks again under the lock.
  */
 #define VFD_MAP_REG_COUNT_MAX 127u
 
 struct vfd_map {
-	union {
-		struct vfd_rb_node by_iova; /* in the table */
-		struct vfd_map *next;	    /* out of it: unmap chain, deferred queue */
-	};
-	struct vfd_rb_node by_va;
 	uint64_t iova;
 	uint64_t len;
-	uintptr_t va;
-	uint64_t va_max_end_pg : 52; /* augmented: largest (va + len) >> 12 in the by_va subtree */
-	uint64_t prot : 2;	     /* VFDMA_PROT_* */
-	uint64_t fixed : 1;	     /* IOVA given by the caller (alloc_fixed) */
-	uint64_t untabled : 1;	     /* beyond the translation tables' 48 bits: trees only */
-	uint64_t hidden : 1;	     /* a mapping-cache entry's: no vaddr -> IOVA translation */
-	/*
-	 * A registration folded into this mapping (memreg.c): every page of
-	 * it is registered this many times (1..VFD_MAP_REG_COUNT_MAX), with
-	 * no span or region record.  0 otherwise.  Under dom->lock.
-	 */
-	uint64_t reg_count : 7;
+	union {
+		uintptr_t va;	      /* entered */
+		struct vfd_map *next; /* out of the tables: unmap chain, deferred queue, slab */
+	};
+	uint64_t word; /* VFD_MAPW_*: flags, registration count, generation */
 };
+
+#define VFD_MAPW_PROT 3ull	     /* VFDMA_PROT_* */
+#define VFD_MAPW_FIXED (1ull << 2)    /* IOVA given by the caller (alloc_fixed) */
+#define VFD_MAPW_UNTABLED (1ull << 3) /* beyond the tables' 48 bits: exception trees */
+#define VFD_MAPW_HIDDEN (1ull << 4)   /* a mapping-cache entry's: no vaddr -> IOVA */
+#define VFD_MAPW_EXC (1ull << 5)      /* in the exception tree by vaddr */
+/*
+ * A registration folded into this mapping (memreg.c): every page of it is
+ * registered this many times (1..VFD_MAP_REG_COUNT_MAX), with no span or
+ * region record.  0 otherwise.  Under dom->lock.
+ */
+#define VFD_MAPW_REG_SHIFT 6
+#define VFD_MAPW_REG (127ull << VFD_MAPW_REG_SHIFT)
+#define VFD_MAPW_GEN_SHIFT 13
+#define VFD_MAPW_GEN1 (1ull << VFD_MAPW_GEN_SHIFT)
 
 struct vfdma_domain {
 	const struct vfd_backend_ops *ops;
@@ -144,20 +151,29 @@ struct vfdma_domain {
 	size_t nr_ranges;
 	bool be_ready; /* the backend can take maps now */
 
-	/* Mapping table (under lock). */
-	struct vfd_rb_root by_iova;
-	struct vfd_rb_root by_va;
-	uint64_t nr_maps;
-	uint64_t mapped_bytes;
 	/*
-	 * Lock-free translation (lib/dma/xlate.h), written with the table
-	 * under lock, read without: vaddr -> lowest IOVA, IOVA -> vaddr.
-	 * Mappings that do not fit the tables (xl_untabled, atomic) send
-	 * translation to the trees.
+	 * Mapping table (lib/iommu/maptab.c; under lock).  The two lock-free
+	 * translation tables (lib/dma/xlate.h) are the index: xl_iova (CONST)
+	 * maps each IOVA page to its record, xl_va (LINEAR) each vaddr page to
+	 * the lowest IOVA mapping it.  What they cannot describe is in the
+	 * exception trees (side nodes pointing to records): exc_va, an
+	 * interval tree of the mappings whose vaddr range overlaps another's
+	 * and of those beyond 48 bits; exc_iova, the latter by IOVA.
+	 * xl_untabled (atomic) counts the latter: translation then asks the
+	 * trees too.
 	 */
 	struct vfd_xlate xl_va;
 	struct vfd_xlate xl_iova;
 	uint64_t xl_untabled;
+	struct vfd_rb_root exc_va;
+	struct vfd_rb_root exc_iova;
+	struct vfd_exc *exc_spare; /* nodes reserved for the next inserts */
+	uint64_t nr_exc;	   /* nodes in use */
+	struct vfd_map *slab_free;
+	void **slab_chunks;
+	uint64_t nr_chunks, cap_chunks;
+	uint64_t nr_maps;
+	uint64_t mapped_bytes;
 
 	/* Registrations and the mapping cache (lib/dma/memreg.c); atomic, lazily made. */
 	struct vfd_memreg *mem;
@@ -235,6 +251,10 @@ void vfd_map_destroy_all(struct vfdma_domain *dom, int *first_err);
 int vfd_map_check(struct vfdma_domain *dom);
 bool vfd_map_overlaps(struct vfdma_domain *dom, uint64_t first, uint64_t last);
 void vfd_map_table_init(struct vfdma_domain *dom);
+/* Free the record slab, the exception nodes and the tables (close: no reader left). */
+void vfd_map_table_fini(struct vfdma_domain *dom);
+/* Bytes really allocated for the mapping table: slab, nodes, tables.  dom->lock held. */
+uint64_t vfd_map_table_bytes(const struct vfdma_domain *dom);
 
 /*
  * dirty.c: before the kernel unmaps [iova, iova + len), keep its dirty bits

@@ -11,16 +11,16 @@
  *    returned, so it is never handed out while the IOMMU still maps it;
  *  - a mapping leaves the table before its kernel unmap, so no translation
  *    is handed out for memory that is about to be unmapped;
- *  - the lock-free translation tables (dom->xl_va, dom->xl_iova) hold
- *    exactly the mappings of the trees that fit them: they change with the
- *    trees, under dom->lock, and vaddr pages translate to the lowest IOVA.
+ *  - the lock-free translation tables (dom->xl_va, dom->xl_iova) are the
+ *    table's index (maptab.c): they change under dom->lock, and vaddr
+ *    pages translate to the lowest IOVA.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "iommu/domain.h"
+#include "iommu/maptab.h"
 #include "util/log.h"
 #include "util/sys.h"
 
@@ -34,235 +34,10 @@ uint64_t vfd_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static struct vfd_map *map_of_iova(struct vfd_rb_node *n)
-{
-	return n ? vfd_container_of(n, struct vfd_map, by_iova) : NULL;
-}
-
-static struct vfd_map *map_of_va(struct vfd_rb_node *n)
-{
-	return n ? vfd_container_of(n, struct vfd_map, by_va) : NULL;
-}
-
-_Static_assert(sizeof(struct vfd_map) == 80, "a mapping record is 80 bytes");
-_Static_assert(VFDMA_PROT_RW < 4, "prot fits its bit-field");
-
-/* Ends are granule-aligned (>= 4 KiB), so the summary is kept in pages. */
-static uint64_t va_max_end(const struct vfd_map *m)
-{
-	return (uint64_t)m->va_max_end_pg << 12;
-}
-
-static void va_update(struct vfd_rb_node *n)
-{
-	struct vfd_map *m = map_of_va(n);
-	uint64_t mx = m->va + m->len;
-	if (n->left && va_max_end(map_of_va(n->left)) > mx)
-		mx = va_max_end(map_of_va(n->left));
-	if (n->right && va_max_end(map_of_va(n->right)) > mx)
-		mx = va_max_end(map_of_va(n->right));
-	m->va_max_end_pg = mx >> 12;
-}
-
-void vfd_map_table_init(struct vfdma_domain *dom)
-{
-	dom->by_iova = (struct vfd_rb_root){NULL, NULL};
-	dom->by_va = (struct vfd_rb_root){NULL, va_update};
-	vfd_xlate_init(&dom->xl_va, VFD_XLATE_LINEAR);
-	vfd_xlate_init(&dom->xl_iova, VFD_XLATE_LINEAR);
-}
-
-static bool fits_tables(const struct vfd_map *m)
-{
-	return vfd_xlate_fits(m->va, m->len) && vfd_xlate_fits(m->iova, m->len);
-}
-
-/* Tables for @m before table_insert() (dom->lock held); -ENOMEM. */
-static int tables_prepare(struct vfdma_domain *dom, struct vfd_map *m)
-{
-	m->untabled = !fits_tables(m);
-	if (m->untabled)
-		return 0;
-	int rc = m->hidden ? 0 : vfd_xlate_prepare(&dom->xl_va, m->va, m->len);
-	return rc ? rc : vfd_xlate_prepare(&dom->xl_iova, m->iova, m->len);
-}
-
-static void find_va(struct vfd_rb_node *n, uintptr_t va, struct vfd_map **best);
-
-/* vfd_xlate_best_fn for the vaddr table: the lowest-IOVA tabled mapping left. */
-static bool best_va(void *ctx, uint64_t key, uint64_t *k0, uint64_t *t0, uint64_t *l0)
-{
-	struct vfdma_domain *dom = ctx;
-	struct vfd_map *m = NULL;
-	find_va(dom->by_va.node, key, &m);
-	if (!m)
-		return false;
-	*k0 = m->va;
-	*t0 = m->iova;
-	*l0 = m->len;
-	return true;
-}
-
-static void table_insert(struct vfdma_domain *dom, struct vfd_map *m)
-{
-	struct vfd_rb_node **link = &dom->by_iova.node, *parent = NULL;
-	while (*link) {
-		parent = *link;
-		link = m->iova < map_of_iova(parent)->iova ? &parent->left : &parent->right;
-	}
-	vfd_rb_link(&m->by_iova, parent, link);
-	vfd_rb_insert(&dom->by_iova, &m->by_iova);
-
-	link = &dom->by_va.node;
-	parent = NULL;
-	while (*link) {
-		parent = *link;
-		struct vfd_map *p = map_of_va(parent);
-		bool left = m->va < p->va || (m->va == p->va && m->iova < p->iova);
-		link = left ? &parent->left : &parent->right;
-	}
-	vfd_rb_link(&m->by_va, parent, link);
-	vfd_rb_insert(&dom->by_va, &m->by_va);
-	dom->nr_maps++;
-	dom->mapped_bytes += m->len;
-	if (m->untabled && !m->hidden) {
-		__atomic_add_fetch(&dom->xl_untabled, 1, __ATOMIC_RELEASE);
-		return;
-	}
-	if (m->untabled)
-		return;
-	if (!m->hidden)
-		vfd_xlate_set(&dom->xl_va, m->va, m->len, m->iova, true);
-	vfd_xlate_set(&dom->xl_iova, m->iova, m->len, m->va, false);
-}
-
-static void table_remove(struct vfdma_domain *dom, struct vfd_map *m)
-{
-	vfd_rb_erase(&dom->by_iova, &m->by_iova);
-	vfd_rb_erase(&dom->by_va, &m->by_va);
-	dom->nr_maps--;
-	dom->mapped_bytes -= m->len;
-	if (m->untabled && !m->hidden) {
-		__atomic_sub_fetch(&dom->xl_untabled, 1, __ATOMIC_RELEASE);
-		return;
-	}
-	if (m->untabled)
-		return;
-	/* Out of the trees already, so best_va() finds the mappings left. */
-	if (!m->hidden)
-		vfd_xlate_remove(&dom->xl_va, m->va, m->len, m->iova, best_va, dom);
-	vfd_xlate_remove(&dom->xl_iova, m->iova, m->len, m->va, NULL, NULL);
-}
-
-/* The mapping containing @iova, or NULL. */
-static struct vfd_map *find_iova(struct vfdma_domain *dom, uint64_t iova)
-{
-	struct vfd_rb_node *n = dom->by_iova.node;
-	struct vfd_map *best = NULL;
-	while (n) {
-		struct vfd_map *m = map_of_iova(n);
-		if (m->iova <= iova) {
-			best = m;
-			n = n->right;
-		} else {
-			n = n->left;
-		}
-	}
-	return best && iova - best->iova < best->len ? best : NULL;
-}
-
-/*
- * The mapping with the lowest IOVA among those containing @va, or NULL.
- * Hidden (mapping-cache) mappings never count; untabled ones are skipped
- * when the answer is for the tables.
- */
-static void find_va_in(struct vfd_rb_node *n, uintptr_t va, struct vfd_map **best,
-		       bool tabled_only);
-
-static void find_va(struct vfd_rb_node *n, uintptr_t va, struct vfd_map **best)
-{
-	find_va_in(n, va, best, true);
-}
-
-static void find_va_in(struct vfd_rb_node *n, uintptr_t va, struct vfd_map **best,
-		       bool tabled_only)
-{
-	while (n) {
-		struct vfd_map *m = map_of_va(n);
-		if (va_max_end(m) <= va)
-			return;
-		if (n->left)
-			find_va_in(n->left, va, best, tabled_only);
-		if (m->va > va)
-			return; /* everything to the right starts later still */
-		if (va - m->va < m->len && (!*best || m->iova < (*best)->iova) && !m->hidden &&
-		    !(tabled_only && m->untabled))
-			*best = m;
-		n = n->right;
-	}
-}
-
-/* Folded registrations overlapping [a, b) under @n, in vaddr order. */
-static void reg_overlaps(struct vfd_rb_node *n, uint64_t a, uint64_t b, struct vfdma_map_run *out,
-			 uint64_t *counts, size_t max, size_t *k)
-{
-	while (n) {
-		struct vfd_map *m = map_of_va(n);
-		if (va_max_end(m) <= a)
-			return;
-		if (n->left)
-			reg_overlaps(n->left, a, b, out, counts, max, k);
-		if (m->va >= b)
-			return;
-		if (m->reg_count && m->va + m->len > a) {
-			if (out && *k < max) {
-				out[*k] = (struct vfdma_map_run){(void *)m->va, m->len, m->iova};
-				counts[*k] = m->reg_count;
-				m->reg_count = 0;
-			}
-			(*k)++;
-		}
-		n = n->right;
-	}
-}
-
-size_t vfd_map_reg_unfold(struct vfdma_domain *dom, uint64_t a, uint64_t b,
-			  struct vfdma_map_run *out, uint64_t *counts, size_t max)
-{
-	size_t k = 0;
-	pthread_mutex_lock(&dom->lock);
-	reg_overlaps(dom->by_va.node, a, b, out, counts, max, &k);
-	pthread_mutex_unlock(&dom->lock);
-	return k;
-}
-
-int vfd_map_reg_fold(struct vfdma_domain *dom, const struct vfdma_map_run *run, uint64_t count)
-{
-	pthread_mutex_lock(&dom->lock);
-	struct vfd_map *m = find_iova(dom, run->iova);
-	/* The registration's own mapping, not one that reused its IOVA. */
-	bool same = m && m->iova == run->iova && m->va == (uintptr_t)run->vaddr &&
-		    m->len == run->len;
-	int rc = !same ? -ENOENT : count > VFD_MAP_REG_COUNT_MAX ? -ERANGE : 0;
-	if (!rc)
-		m->reg_count = count & VFD_MAP_REG_COUNT_MAX;
-	pthread_mutex_unlock(&dom->lock);
-	return rc;
-}
-
 bool vfd_map_overlaps(struct vfdma_domain *dom, uint64_t first, uint64_t last)
 {
-	struct vfd_rb_node *n = dom->by_iova.node;
-	while (n) {
-		struct vfd_map *m = map_of_iova(n);
-		if (m->iova > last)
-			n = n->left;
-		else if (m->iova + m->len - 1 < first)
-			n = n->right;
-		else
-			return true;
-	}
-	return false;
+	struct vfd_map *m = vfd_maptab_from(dom, first);
+	return m && m->iova <= last;
 }
 
 /* Largest page size that @va and @len allow, for the IOVA alignment. */
@@ -282,7 +57,8 @@ static int backend_map(struct vfdma_domain *dom, struct vfd_map *m)
 	if (!dom->be_ready)
 		return 0;
 	__atomic_add_fetch(&dom->kernel_map_calls, 1, __ATOMIC_RELAXED);
-	return dom->ops->map(dom, m->iova, (void *)m->va, m->len, m->prot);
+	return dom->ops->map(dom, m->iova, (void *)m->va, m->len,
+			     (unsigned int)(m->word & VFD_MAPW_PROT));
 }
 
 /* Kernel unmap of [iova, iova + len), checked. */
@@ -335,7 +111,7 @@ static int iova_take(struct vfdma_domain *dom, struct vfd_map *m, unsigned int f
 		if (!in_ranges(dom, m->iova, m->len))
 			return -ERANGE;
 		rc = vfdma_iova_alloc_fixed(dom->iova, m->iova, m->len);
-		m->fixed = 1;
+		m->word |= VFD_MAPW_FIXED;
 		return rc;
 	}
 	uint64_t align = pick_align(dom, m->va, m->len);
@@ -362,32 +138,45 @@ static int check_run(const struct vfdma_domain *dom, const void *vaddr, uint64_t
 	return 0;
 }
 
+/* Give records back to the slab (takes dom->lock unless @locked). */
+static void release_records(struct vfdma_domain *dom, struct vfd_map *list, bool locked)
+{
+	if (!locked)
+		pthread_mutex_lock(&dom->lock);
+	vfd_maptab_release(dom, list);
+	if (!locked)
+		pthread_mutex_unlock(&dom->lock);
+}
+
 /*
  * Map @n groups of runs already validated.  @groups[g] is the index of the
- * first run of group g; a group is one mapping.
+ * first run of group g; a group is one mapping.  Each mapping is built in
+ * a private copy and published into its slab record (reserved first, so
+ * no kernel call is made that could not be recorded) only when entered:
+ * lock-free readers may be reading a recycled record at any time.
  */
 static int map_groups(struct vfdma_domain *dom, struct vfdma_map_run *runs, size_t nruns,
 		      const size_t *starts, size_t ngroups, unsigned int prot, unsigned int flags)
 {
-	struct vfd_map **maps = vfd_calloc(ngroups, sizeof(*maps));
-	if (!maps)
-		return -ENOMEM;
-	int rc = 0;
-	size_t g, done = 0;
-	for (g = 0; g < ngroups; g++) {
-		maps[g] = vfd_calloc(1, sizeof(**maps));
-		if (!maps[g]) {
+	struct vfd_map *maps = vfd_calloc(ngroups, sizeof(*maps));
+	struct vfd_map **recs = vfd_calloc(ngroups, sizeof(*recs));
+	int rc = maps && recs ? 0 : -ENOMEM;
+	size_t g, done = 0, nrec = 0;
+	pthread_mutex_lock(&dom->lock);
+	for (; !rc && nrec < ngroups; nrec++) {
+		recs[nrec] = vfd_maptab_alloc(dom);
+		if (!recs[nrec])
 			rc = -ENOMEM;
-			goto undo;
-		}
 	}
+	pthread_mutex_unlock(&dom->lock);
+	if (rc)
+		goto undo;
 	for (g = 0; g < ngroups; g++) {
 		size_t end = g + 1 < ngroups ? starts[g + 1] : nruns;
-		struct vfd_map *m = maps[g];
+		struct vfd_map *m = &maps[g];
 		m->va = (uintptr_t)runs[starts[g]].vaddr;
 		m->iova = runs[starts[g]].iova;
-		m->prot = prot;
-		m->hidden = !!(flags & VFD_MAP_HIDDEN);
+		m->word = prot | (flags & VFD_MAP_HIDDEN ? VFD_MAPW_HIDDEN : 0);
 		for (size_t r = starts[g]; r < end; r++)
 			m->len += runs[r].len;
 		rc = iova_take(dom, m, flags);
@@ -401,34 +190,42 @@ static int map_groups(struct vfdma_domain *dom, struct vfdma_map_run *runs, size
 		done++;
 	}
 	pthread_mutex_lock(&dom->lock);
-	for (g = 0; g < ngroups; g++) {
-		rc = tables_prepare(dom, maps[g]);
-		if (rc) {
-			pthread_mutex_unlock(&dom->lock);
-			goto undo;
-		}
+	rc = vfd_maptab_prepare(dom, maps, ngroups);
+	if (rc) {
+		vfd_maptab_done(dom);
+		pthread_mutex_unlock(&dom->lock);
+		goto undo;
 	}
 	for (g = 0; g < ngroups; g++) {
 		size_t end = g + 1 < ngroups ? starts[g + 1] : nruns;
 		uint64_t off = 0;
 		for (size_t r = starts[g]; r < end; r++) {
-			runs[r].iova = maps[g]->iova + off;
+			runs[r].iova = maps[g].iova + off;
 			off += runs[r].len;
 		}
-		table_insert(dom, maps[g]);
+		vfd_maptab_insert(dom, recs[g], &maps[g]);
 	}
+	vfd_maptab_done(dom);
 	pthread_mutex_unlock(&dom->lock);
+	vfd_free(recs);
 	vfd_free(maps);
 	return 0;
 
 undo:
 	/* Unmap what this call mapped, newest first, then free everything. */
 	for (g = done; g-- > 0;) {
-		backend_unmap(dom, maps[g]->iova, maps[g]->len);
-		iova_release(dom, maps[g]);
+		backend_unmap(dom, maps[g].iova, maps[g].len);
+		iova_release(dom, &maps[g]);
 	}
-	for (g = 0; g < ngroups; g++)
-		vfd_free(maps[g]);
+	struct vfd_map *list = NULL;
+	for (g = 0; recs && g < nrec; g++) {
+		if (recs[g]) {
+			vfd_map_set_next(recs[g], list);
+			list = recs[g];
+		}
+	}
+	release_records(dom, list, false);
+	vfd_free(recs);
 	vfd_free(maps);
 	return rc;
 }
@@ -524,7 +321,7 @@ int vfdma_map_batch(struct vfdma_domain *dom, struct vfdma_map_run *runs, size_t
 static int collect_tiles(struct vfdma_domain *dom, uint64_t iova, uint64_t len,
 			 struct vfd_map **first)
 {
-	struct vfd_map *m = find_iova(dom, iova);
+	struct vfd_map *m = vfd_maptab_find_iova(dom, iova);
 	if (!m)
 		return -ENOENT;
 	if (m->iova != iova)
@@ -535,7 +332,7 @@ static int collect_tiles(struct vfdma_domain *dom, uint64_t iova, uint64_t len,
 		if (!m || m->iova != pos || m->len > end - pos)
 			return -EINVAL;
 		pos += m->len;
-		m = map_of_iova(vfd_rb_next(&m->by_iova));
+		m = pos < end ? vfd_maptab_find_iova(dom, pos) : NULL;
 	}
 	return 0;
 }
@@ -548,10 +345,11 @@ static int cmp_iova(const void *a, const void *b)
 
 /*
  * Kernel-unmap the chain @list gathered into as few calls as possible
- * (adjacent IOVAs joined), then free their IOVAs and structures.  Returns
- * the first error; every mapping is released regardless.
+ * (adjacent IOVAs joined), then free their IOVAs and records (@locked:
+ * dom->lock is held).  Returns the first error; every mapping is released
+ * regardless.
  */
-static int unmap_gathered(struct vfdma_domain *dom, struct vfd_map *list)
+static int unmap_gathered(struct vfdma_domain *dom, struct vfd_map *list, bool locked)
 {
 	size_t n = 0;
 	for (struct vfd_map *m = list; m; m = m->next)
@@ -584,14 +382,12 @@ static int unmap_gathered(struct vfdma_domain *dom, struct vfd_map *list)
 				err = rc;
 		}
 	}
-	while (list) {
-		struct vfd_map *next = list->next;
+	for (struct vfd_map *m = list; m; m = m->next) {
 		/* Never hand out an IOVA the kernel may still map. */
 		if (!__atomic_load_n(&dom->broken, __ATOMIC_ACQUIRE))
-			iova_release(dom, list);
-		vfd_free(list);
-		list = next;
+			iova_release(dom, m);
 	}
+	release_records(dom, list, locked);
 	return err;
 }
 
@@ -611,7 +407,7 @@ int vfd_map_flush_locked_out(struct vfdma_domain *dom)
 	pthread_mutex_lock(&dom->lock);
 	struct vfd_map *list = defer_take(dom);
 	pthread_mutex_unlock(&dom->lock);
-	return unmap_gathered(dom, list);
+	return unmap_gathered(dom, list, false);
 }
 
 static void maybe_flush_on_time(struct vfdma_domain *dom)
@@ -623,7 +419,7 @@ static void maybe_flush_on_time(struct vfdma_domain *dom)
 		   vfd_now_ns() - dom->defer_oldest_ns >= dom->opts.defer_max_us * 1000ull;
 	struct vfd_map *list = due ? defer_take(dom) : NULL;
 	pthread_mutex_unlock(&dom->lock);
-	unmap_gathered(dom, list);
+	unmap_gathered(dom, list, false);
 }
 
 /* Remove the tiles of each run from the table and unmap them (or queue). */
@@ -659,11 +455,10 @@ static int unmap_runs(struct vfdma_domain *dom, const struct vfdma_map_run *runs
 		struct vfd_map *m, *next;
 		collect_tiles(dom, runs[i].iova, runs[i].len, &m);
 		for (uint64_t left = runs[i].len; left; m = next) {
-			/* The successor first: ->next overlays the by-IOVA node. */
-			next = map_of_iova(vfd_rb_next(&m->by_iova));
 			left -= m->len;
-			table_remove(dom, m);
-			m->next = all;
+			next = left ? vfd_maptab_find_iova(dom, m->iova + m->len) : NULL;
+			vfd_maptab_remove(dom, m);
+			vfd_map_set_next(m, all);
 			all = m;
 		}
 	}
@@ -673,7 +468,7 @@ static int unmap_runs(struct vfdma_domain *dom, const struct vfdma_map_run *runs
 			next = m->next;
 			if (!dom->defer_head)
 				dom->defer_oldest_ns = vfd_now_ns();
-			m->next = dom->defer_head;
+			vfd_map_set_next(m, dom->defer_head);
 			dom->defer_head = m;
 			dom->defer_bytes += m->len;
 			__atomic_add_fetch(&dom->defer_entries, 1, __ATOMIC_RELAXED);
@@ -685,7 +480,7 @@ static int unmap_runs(struct vfdma_domain *dom, const struct vfdma_map_run *runs
 			all = defer_take(dom);
 	}
 	pthread_mutex_unlock(&dom->lock);
-	rc = unmap_gathered(dom, all);
+	rc = unmap_gathered(dom, all, false);
 	pthread_rwlock_unlock(&dom->op_lock);
 	return rc;
 }
@@ -711,34 +506,37 @@ int vfdma_unmap_batch(struct vfdma_domain *dom, const struct vfdma_map_run *runs
  * to give its length.  A caller racing an unmap of the same memory gets
  * the translation before or after it, as with a lock.
  *
- * The tree walks live in their own functions on purpose: with the mutex
- * and the tree walk inline, the compiler gives the public functions a
- * frame (five callee-saved registers pushed and popped on every call),
- * which cost more than the table walk itself (measured: 10.6 TSC ticks a
- * hit against 3.8 for an empty call).  Split out, a hit is a leaf
- * function without a frame, and (with the table walk's layout, xlate.h)
- * without a taken branch but its return.
+ * vaddr -> IOVA is the hot direction and one table walk (LINEAR entries).
+ * IOVA -> vaddr walks the CONST table to the record and reads it: the
+ * record may be leaving or recycled under the reader, so its fields are
+ * read between two loads of its word and used only if the generation is
+ * the same and even (entered) and the record contains the IOVA; else the
+ * lock decides.  A record is written only while its generation is odd,
+ * with release stores, so a field the reader saw written after it turned
+ * odd implies the second word load sees it odd too.
+ *
+ * The slow paths live in their own functions on purpose: with the mutex
+ * inline, the compiler gives the public functions a frame (five
+ * callee-saved registers pushed and popped on every call), which cost more
+ * than the table walk itself (measured: 10.6 TSC ticks a hit against 3.8
+ * for an empty call).  Split out, a hit is a leaf function without a
+ * frame, and (with the table walk's layout, xlate.h) without a taken
+ * branch but its return.
  */
 static __attribute__((noinline, cold)) int va_to_iova_tree(struct vfdma_domain *dom, uintptr_t va,
 							   uint64_t *iova, uint64_t *len)
 {
-	struct vfd_map *m = NULL;
 	pthread_mutex_lock(&dom->lock);
-	find_va_in(dom->by_va.node, va, &m, false);
-	if (m) {
-		*iova = m->iova + (va - m->va);
-		if (len)
-			*len = m->len - (va - m->va);
-	}
+	int rc = vfd_maptab_va_lookup(dom, va, iova, len);
 	pthread_mutex_unlock(&dom->lock);
-	return m ? 0 : -ENOENT;
+	return rc;
 }
 
 static __attribute__((noinline, cold)) int iova_to_va_tree(struct vfdma_domain *dom, uint64_t iova,
 							   void **vaddr, uint64_t *len)
 {
 	pthread_mutex_lock(&dom->lock);
-	struct vfd_map *m = find_iova(dom, iova);
+	struct vfd_map *m = vfd_maptab_find_iova(dom, iova);
 	if (m) {
 		*vaddr = (void *)(m->va + (iova - m->iova));
 		if (len)
@@ -774,14 +572,21 @@ __attribute__((aligned(64))) int vfdma_iova_to_vaddr(struct vfdma_domain *dom, u
 	if (!dom || !vaddr)
 		return -EINVAL;
 	if (__builtin_expect(!__atomic_load_n(&dom->xl_untabled, __ATOMIC_ACQUIRE), 1)) {
-		uint64_t t, l = 0;
-		int rc = vfd_xlate_lookup(&dom->xl_iova, iova, &t, &l);
-		if (rc == -ENOENT)
-			return rc;
-		if (__builtin_expect(rc == 0 || !len, 1)) {
-			*vaddr = (void *)(uintptr_t)t;
+		const struct vfd_map *m =
+			(const struct vfd_map *)(uintptr_t)vfd_xlate_get(&dom->xl_iova, iova);
+		if (!m)
+			return -ENOENT;
+		uint64_t w = __atomic_load_n(&m->word, __ATOMIC_ACQUIRE);
+		uint64_t mi = __atomic_load_n(&m->iova, __ATOMIC_ACQUIRE);
+		uint64_t ml = __atomic_load_n(&m->len, __ATOMIC_ACQUIRE);
+		uintptr_t mv = __atomic_load_n(&m->va, __ATOMIC_ACQUIRE);
+		uint64_t w2 = __atomic_load_n(&m->word, __ATOMIC_RELAXED);
+		uint64_t off = iova - mi;
+		if (__builtin_expect(!((w ^ w2) >> VFD_MAPW_GEN_SHIFT) &&
+				     !((w >> VFD_MAPW_GEN_SHIFT) & 1) && off < ml, 1)) {
+			*vaddr = (void *)(mv + off);
 			if (len)
-				*len = l;
+				*len = ml - off;
 			return 0;
 		}
 	}
@@ -795,30 +600,29 @@ __attribute__((aligned(64))) int vfdma_iova_to_vaddr(struct vfdma_domain *dom, u
  */
 int vfd_map_replay(struct vfdma_domain *dom)
 {
-	for (struct vfd_rb_node *n = vfd_rb_first(&dom->by_iova); n; n = vfd_rb_next(n)) {
-		struct vfd_map *m = map_of_iova(n);
+	for (struct vfd_map *m = vfd_maptab_from(dom, 0); m; m = vfd_maptab_next(dom, m)) {
 		int rc = backend_map(dom, m);
 		if (rc) {
-			for (struct vfd_rb_node *u = vfd_rb_prev(n); u; u = vfd_rb_prev(u))
-				backend_unmap(dom, map_of_iova(u)->iova, map_of_iova(u)->len);
+			for (struct vfd_map *u = vfd_maptab_from(dom, 0); u != m;
+			     u = vfd_maptab_next(dom, u))
+				backend_unmap(dom, u->iova, u->len);
 			return rc;
 		}
 	}
 	return 0;
 }
 
-/* Close or last detach: remove every mapping and queued unmap. */
+/* Close or last detach: remove every mapping and queued unmap (dom->lock held). */
 void vfd_map_destroy_all(struct vfdma_domain *dom, int *first_err)
 {
 	struct vfd_map *all = defer_take(dom);
-	struct vfd_rb_node *n;
-	while ((n = vfd_rb_first(&dom->by_iova))) {
-		struct vfd_map *m = map_of_iova(n);
-		table_remove(dom, m);
-		m->next = all;
+	for (struct vfd_map *m = vfd_maptab_from(dom, 0), *next; m; m = next) {
+		next = vfd_maptab_next(dom, m);
+		vfd_maptab_remove(dom, m);
+		vfd_map_set_next(m, all);
 		all = m;
 	}
-	int rc = unmap_gathered(dom, all);
+	int rc = unmap_gathered(dom, all, true);
 	if (rc && first_err && !*first_err)
 		*first_err = rc;
 }
@@ -838,11 +642,19 @@ int vfd_map_check(struct vfdma_domain *dom)
 				       0, dom->nr_maps + queued, (int64_t)st.allocs);
 		return -EIO;
 	}
-	for (struct vfd_rb_node *n = vfd_rb_first(&dom->by_iova); n; n = vfd_rb_next(n)) {
-		struct vfd_map *m = map_of_iova(n);
+	/* The index (tables and trees) agrees with the records. */
+	const struct vfd_map *bad;
+	const char *what = vfd_maptab_check(dom, &bad);
+	if (what) {
+		vfd_domain_mark_broken(dom, what, bad ? bad->iova : 0, bad ? bad->len : dom->nr_maps,
+				       -EIO);
+		return -EIO;
+	}
+	for (struct vfd_map *m = vfd_maptab_from(dom, 0); m; m = vfd_maptab_next(dom, m)) {
 		if (!dom->be_ready || !dom->ops->probe)
 			continue;
-		int p = dom->ops->probe(dom, m->iova, m->len, (void *)m->va, m->prot);
+		int p = dom->ops->probe(dom, m->iova, m->len, (void *)m->va,
+					(unsigned int)(m->word & VFD_MAPW_PROT));
 		if (p != 1) {
 			vfd_domain_mark_broken(dom, "mapping missing from the backend", m->iova,
 					       m->len, p);

@@ -271,3 +271,66 @@ TEST(Xlate, ReadersNeverMissWhileAWriterChangesOtherRuns)
 		(unsigned long long)reads.load(), (unsigned long long)seen_low.load());
 	vfd_xlate_fini(&t);
 }
+
+// The writer's walk (vfd_xlate_next): the first leaf at or after a key,
+// for that very page, crossing only populated 1 GiB slots, which are kept
+// in order and freed with the table.
+TEST(Xlate, NextFindsTheFirstLeafThroughPopulatedSlots)
+{
+	vfd_xlate t;
+	vfd_xlate_init(&t, VFD_XLATE_LINEAR);
+	uint64_t at = 0;
+	EXPECT_EQ(vfd_xlate_next(&t, 0, UINT64_MAX, &at), 0u); // no table yet
+	const XRun runs[] = {
+		{300 * G1, 2 * K4, 0x7000000},	 // last slot, entered first
+		{K4, 2 * K4, 0x1000000},	 // 4 KiB entries
+		{5 * G1 + M2, M2, 0x40000000}, // one whole-chunk entry
+	};
+	for (const XRun &r : runs) {
+		ASSERT_EQ(vfd_xlate_prepare(&t, r.key, r.len), 0);
+		vfd_xlate_set(&t, r.key, r.len, r.target, false);
+	}
+	ASSERT_EQ(t.nr_slots, 3u);
+	EXPECT_TRUE(t.slots[0] == 0 && t.slots[1] == 5 && t.slots[2] == 300);
+	EXPECT_GT(vfd_xlate_slot_bytes(&t), 0u);
+
+	uint64_t e = vfd_xlate_next(&t, 0, UINT64_MAX, &at);
+	EXPECT_EQ(at, K4);
+	EXPECT_EQ((e >> 28) << 12, 0x1000000u);
+	e = vfd_xlate_next(&t, 2 * K4, UINT64_MAX, &at);
+	EXPECT_EQ(at, 2 * K4);
+	EXPECT_EQ((e >> 28) << 12, 0x1001000u);
+	EXPECT_EQ((e >> 1) & VFD_XLATE_REM_SAT, 1u); // one page left of that run
+	// Inside a whole-chunk entry: the leaf of the page asked for.
+	e = vfd_xlate_next(&t, 3 * K4, UINT64_MAX, &at);
+	EXPECT_EQ(at, 5 * G1 + M2);
+	e = vfd_xlate_next(&t, 5 * G1 + M2 + 3 * K4, UINT64_MAX, &at);
+	EXPECT_EQ(at, 5 * G1 + M2 + 3 * K4);
+	EXPECT_EQ((e >> 28) << 12, 0x40003000u);
+	EXPECT_EQ((e >> 1) & VFD_XLATE_REM_SAT, 512u - 3);
+	e = vfd_xlate_next(&t, 5 * G1 + 2 * M2, UINT64_MAX, &at);
+	EXPECT_EQ(at, 300 * G1);
+	// The end bound is exclusive; nothing after the last run.
+	EXPECT_EQ(vfd_xlate_next(&t, 5 * G1 + 2 * M2, 300 * G1, &at), 0u);
+	EXPECT_EQ(vfd_xlate_next(&t, 300 * G1 + 2 * K4, UINT64_MAX, &at), 0u);
+	EXPECT_EQ(vfd_xlate_next(&t, 1ull << 48, UINT64_MAX, &at), 0u);
+
+	// A removed run is not found; its tables (and slot) stay.
+	vfd_xlate_remove(&t, K4, 2 * K4, 0x1000000, nullptr, nullptr);
+	vfd_xlate_next(&t, 0, UINT64_MAX, &at);
+	EXPECT_EQ(at, 5 * G1 + M2);
+	EXPECT_EQ(t.nr_slots, 3u);
+
+	// CONST: the value itself (bit 0 set in the leaf).
+	vfd_xlate c;
+	vfd_xlate_init(&c, VFD_XLATE_CONST);
+	ASSERT_EQ(vfd_xlate_prepare(&c, 7 * G1 + K4, 3 * K4), 0);
+	vfd_xlate_set(&c, 7 * G1 + K4, 3 * K4, 0xabc0, false);
+	e = vfd_xlate_next(&c, 7 * G1 + 2 * K4, UINT64_MAX, &at);
+	EXPECT_EQ(at, 7 * G1 + 2 * K4);
+	EXPECT_EQ(e & ~1ull, 0xabc0u);
+	vfd_xlate_fini(&c);
+	vfd_xlate_fini(&t);
+	EXPECT_EQ(t.nr_slots, 0u);
+	EXPECT_EQ(t.slots, nullptr);
+}
