@@ -52,6 +52,31 @@ uint64_t nvme_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The coarse clock's tick in ms, rounded up (at least 1). */
+static uint64_t tick_ms(void)
+{
+	static uint64_t tick;
+	uint64_t t = __atomic_load_n(&tick, __ATOMIC_RELAXED);
+	if (!t) {
+		struct timespec res = {0, 10000000};
+		clock_getres(CLOCK_MONOTONIC_COARSE, &res);
+		t = ((uint64_t)res.tv_sec * 1000000000u + (uint64_t)res.tv_nsec + 999999) / 1000000;
+		t = t ? t : 1;
+		__atomic_store_n(&tick, t, __ATOMIC_RELAXED);
+	}
+	return t;
+}
+
+uint64_t nvme_deadline_ms(uint32_t ms)
+{
+	return nvme_now_ms() + ms + tick_ms();
+}
+
+uint64_t nvme_late_ms(uint32_t ms)
+{
+	return ms + tick_ms();
+}
+
 static void pause_us(long us)
 {
 	struct timespec ts = {.tv_sec = 0, .tv_nsec = us * 1000};
@@ -87,7 +112,7 @@ void nvme_explain_timeout(struct nvme_ctrl *c, const char *what, uint32_t ms)
 /* Wait until CSTS.RDY == @rdy; -EIO on fatal status, -ETIMEDOUT after CAP.TO. */
 static int wait_ready(struct nvme_ctrl *c, uint32_t rdy)
 {
-	uint64_t end = nvme_now_ms() + c->timeout_ms;
+	uint64_t end = nvme_deadline_ms(c->timeout_ms);
 	for (;;) {
 		uint32_t csts = rd32(c, NVME_REG_CSTS);
 		if (csts == 0xffffffffu || (csts & NVME_CSTS_CFS)) {
@@ -257,7 +282,7 @@ int nvme_admin(struct nvme_ctrl *c, struct nvme_sqe *cmd, struct nvme_cqe *cqe,
 	*c->asq.db = c->asq.tail;
 
 	volatile struct nvme_cqe *cq = c->acq.mem;
-	uint64_t end = nvme_now_ms() + timeout_ms;
+	uint64_t end = nvme_deadline_ms(timeout_ms);
 	for (;;) {
 		volatile struct nvme_cqe *e = &cq[c->acq.head];
 		if ((e->status & 1) == c->acq.phase) {

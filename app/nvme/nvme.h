@@ -295,6 +295,14 @@ char *nvme_sf_str(uint16_t sf, char *buf, unsigned long len);
 /* Monotonic milliseconds (the coarse clock: cheap, a tick is enough for timeouts). */
 uint64_t nvme_now_ms(void);
 
+/*
+ * The deadline @ms from now by nvme_now_ms(), and the time a command must
+ * have been outstanding to be late: both add the coarse clock's tick, by
+ * which a reading may lag the real time, so that no timeout fires early.
+ */
+uint64_t nvme_deadline_ms(uint32_t ms);
+uint64_t nvme_late_ms(uint32_t ms);
+
 /* Doorbell registers of queue @qid: SQ y Tail at 2y, CQ y Head at 2y + 1 strides. */
 static inline volatile uint32_t *nvme_sq_db(struct nvme_ctrl *c, uint16_t qid)
 {

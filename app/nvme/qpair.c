@@ -168,7 +168,7 @@ int nvme_qpair_destroy(struct nvme_qpair *qp)
 		 * only way to be sure it no longer writes into their memory.
 		 */
 		*(volatile uint32_t *)(c->bar0 + NVME_REG_CC) &= ~NVME_CC_EN;
-		uint64_t end = nvme_now_ms() + c->timeout_ms;
+		uint64_t end = nvme_deadline_ms(c->timeout_ms);
 		while ((nvme_csts(c) & NVME_CSTS_RDY) && nvme_now_ms() <= end)
 			usleep(1000);
 		c->broken = true;
@@ -243,10 +243,10 @@ void nvme_qpair_ring(struct nvme_qpair *qp)
 /* The oldest outstanding command older than its timeout, or NULL. */
 static struct nvme_req *expired(struct nvme_qpair *qp)
 {
-	uint64_t now = nvme_now_ms();
+	uint64_t now = nvme_now_ms(), late = nvme_late_ms(qp->timeout_ms);
 	for (uint32_t i = 0; i + 1 < qp->sq.depth; i++) {
 		struct nvme_req *r = &qp->reqs[i];
-		if (r->busy && now - r->submitted_ms > qp->timeout_ms)
+		if (r->busy && now - r->submitted_ms > late)
 			return r;
 	}
 	return NULL;
