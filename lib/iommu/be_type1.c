@@ -21,12 +21,18 @@
  * and permissions it has, type1 cannot tell).  A probe map that succeeds
  * is unmapped at once; it only ever targets IOVAs the core's table says
  * are mapped to that very memory, so it exposes nothing new.
+ *
+ * Dirty tracking is VFIO_IOMMU_DIRTY_PAGES, offered when GET_INFO carries
+ * the migration capability (see the section below).
  */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <linux/vfio.h>
 
 #include "iommu/domain.h"
+#include "iommu/maptab.h"
 #include "iommu/vfio.h"
 #include "util/log.h"
 #include "util/sys.h"
@@ -34,7 +40,13 @@
 struct type1_be {
 	struct vfd_container c;
 	uint32_t dma_avail; /* from the last GET_INFO; UINT32_MAX if not reported */
+	/* The migration capability of the last GET_INFO: dirty page size, 0 if none. */
+	uint64_t dirty_pgsize;
+	uint64_t dirty_max_bitmap; /* bytes of bitmap one call may ask for */
+	bool tracking;		   /* a dirty log runs (START issued; op_lock exclusive) */
 };
+
+static int dirty_ctl(struct type1_be *t, uint32_t flags);
 
 static struct type1_be *type1_of(struct vfdma_domain *dom)
 {
@@ -61,6 +73,7 @@ static const struct vfdma_iova_range initial_ranges[] = {
 
 static int type1_open(struct vfdma_domain *dom)
 {
+	dom->dirty_caps = 0; /* until an attach's GET_INFO offers it */
 	struct type1_be *t = vfd_calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
@@ -91,7 +104,14 @@ static void type1_close(struct vfdma_domain *dom)
 
 static int type1_attach(struct vfdma_domain *dom, struct vfdma_device *dev)
 {
-	int rc = vfd_container_attach(&type1_of(dom)->c, dev);
+	struct type1_be *t = type1_of(dom);
+	int rc = vfd_container_attach(&t->c, dev);
+	if (!rc && t->tracking && !dom->be_ready) {
+		/* A fresh IOMMU under a running log (all devices had left): track again. */
+		rc = dirty_ctl(t, VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
+		if (rc)
+			vfd_container_detach(&t->c, dev);
+	}
 	if (!rc)
 		dom->be_ready = true;
 	return rc;
@@ -99,8 +119,10 @@ static int type1_attach(struct vfdma_domain *dom, struct vfdma_device *dev)
 
 static void type1_detach(struct vfdma_domain *dom, struct vfdma_device *dev)
 {
-	if (!vfd_container_detach(&type1_of(dom)->c, dev))
+	if (!vfd_container_detach(&type1_of(dom)->c, dev)) {
 		dom->be_ready = false;
+		__atomic_store_n(&dom->dirty_caps, 0u, __ATOMIC_RELAXED); /* no IOMMU, no log */
+	}
 }
 
 /* VFIO_IOMMU_GET_INFO with its capability chain, in a buffer of ours. */
@@ -139,6 +161,7 @@ static int type1_query(struct vfdma_domain *dom, struct vfdma_iova_range **range
 	const struct vfio_iova_range *kr = NULL;
 	uint32_t nk = 0;
 	t->dma_avail = UINT32_MAX;
+	t->dirty_pgsize = 0;
 	if (info->flags & VFIO_IOMMU_INFO_CAPS) {
 		uint32_t off = info->cap_offset;
 		/* Each header's next is an offset from the start of info. */
@@ -155,6 +178,13 @@ static int type1_query(struct vfdma_domain *dom, struct vfdma_iova_range **range
 				}
 			} else if (h->id == VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
 				t->dma_avail = ((struct vfio_iommu_type1_info_dma_avail *)h)->avail;
+			} else if (h->id == VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION &&
+				   off + sizeof(struct vfio_iommu_type1_info_cap_migration) <=
+					   info->argsz) {
+				struct vfio_iommu_type1_info_cap_migration *mg = (void *)h;
+				/* The kernel logs at its smallest page only. */
+				t->dirty_pgsize = mg->pgsize_bitmap & -mg->pgsize_bitmap;
+				t->dirty_max_bitmap = mg->max_dirty_bitmap_size;
 			}
 			off = h->next;
 		}
@@ -171,8 +201,12 @@ static int type1_query(struct vfdma_domain *dom, struct vfdma_iova_range **range
 	} else {
 		r[0] = (struct vfdma_iova_range){0, UINT64_MAX}; /* kernels before 5.4 */
 	}
-	VFD_DBG("type1: %zu usable ranges, page sizes 0x%llx, %u mappings left", cnt,
-		(unsigned long long)*pgsizes, t->dma_avail);
+	/* Dirty bits must be one per domain page: the sync code counts in those. */
+	bool dirty = t->dirty_pgsize && t->dirty_pgsize == dom->granule && t->dirty_max_bitmap;
+	__atomic_store_n(&dom->dirty_caps, dirty ? VFDMA_DIRTY_CAP_TYPE1 : 0u, __ATOMIC_RELAXED);
+	VFD_DBG("type1: %zu usable ranges, page sizes 0x%llx, %u mappings left, dirty pages %llu",
+		cnt, (unsigned long long)*pgsizes, t->dma_avail,
+		(unsigned long long)t->dirty_pgsize);
 	vfd_free(info);
 	*ranges = r;
 	*n = cnt;
@@ -211,9 +245,12 @@ static int type1_map(struct vfdma_domain *dom, uint64_t iova, void *vaddr, uint6
 	return rc == -EEXIST ? -EBUSY : rc;
 }
 
+static int64_t unmap_keep_dirty(struct vfdma_domain *dom, uint64_t iova, uint64_t len);
+
 static int64_t type1_unmap(struct vfdma_domain *dom, uint64_t iova, uint64_t len)
 {
-	return dma_unmap(type1_of(dom), iova, len);
+	struct type1_be *t = type1_of(dom);
+	return t->tracking ? unmap_keep_dirty(dom, iova, len) : dma_unmap(t, iova, len);
 }
 
 /* 1: something is mapped at the page @iova; 0: nothing; negative errno. */
@@ -240,10 +277,259 @@ static int type1_probe(struct vfdma_domain *dom, uint64_t iova, uint64_t len, vo
 	return rc;
 }
 
+/*
+ * ---- Dirty tracking: VFIO_IOMMU_DIRTY_PAGES ----
+ *
+ * START makes the kernel keep a bitmap per vfio_dma (kernel mapping) at its
+ * smallest page, which must be the domain's granule; GET_BITMAP copies and
+ * clears it; UNMAP_DMA with GET_DIRTY_BITMAP hands over the bits of what it
+ * unmaps in the same call, which go to the log's software bits (so the
+ * core's harvest before an unmap is not needed: dirty_unmap_keeps).
+ *
+ * GET_BITMAP only takes ranges made of whole vfio_dma entries.  Each of the
+ * core's mapping records is one MAP_DMA, so a read asks for the records
+ * overlapping the range (in the table, and queued for a deferred unmap:
+ * still mapped in the kernel), adjacent ones joined.  Bits it read outside
+ * the range, and with a PEEK read all of them (GET_BITMAP always clears),
+ * are kept in the log's software bits for the next sync.
+ *
+ * vfio-pci pins no pages, so the kernel cannot know what the device wrote:
+ * it reports every page of every mapping dirty on every read.  Correct (no
+ * write is lost), but a migration copies all DMA memory every round.
+ */
+
+static int dirty_ctl(struct type1_be *t, uint32_t flags)
+{
+	struct vfio_iommu_type1_dirty_bitmap d = {.argsz = sizeof(d), .flags = flags};
+	return vfd_ioctl(t->c.fd, VFIO_IOMMU_DIRTY_PAGES, &d);
+}
+
+static int type1_dirty_start(struct vfdma_domain *dom, bool split)
+{
+	(void)split; /* the kernel logs at its smallest page whatever the mapping */
+	struct type1_be *t = type1_of(dom);
+	if (!t->dirty_pgsize || !dom->be_ready)
+		return -ENOTSUP;
+	int rc = dirty_ctl(t, VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
+	if (!rc)
+		t->tracking = true;
+	return rc;
+}
+
+static void type1_dirty_stop(struct vfdma_domain *dom, bool split)
+{
+	(void)split;
+	struct type1_be *t = type1_of(dom);
+	int rc = dom->be_ready ? dirty_ctl(t, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP) : 0;
+	if (rc)
+		VFD_WARN("type1: stopping dirty page tracking failed: %s", strerror(-rc));
+	t->tracking = false;
+}
+
+static uint64_t bitmap_bytes(uint64_t pages)
+{
+	return (pages + 63) / 64 * 8;
+}
+
+static int64_t unmap_keep_dirty(struct vfdma_domain *dom, uint64_t iova, uint64_t len)
+{
+	struct type1_be *t = type1_of(dom);
+	unsigned shift = (unsigned)__builtin_ctzll(dom->granule);
+	uint64_t pages = len >> shift, bytes = bitmap_bytes(pages);
+	uint64_t *bits = bytes <= t->dirty_max_bitmap ? vfd_calloc(bytes / 8, 8) : NULL;
+	if (!bits) {
+		/* No bitmap: count every page as written, which loses nothing. */
+		vfd_dirty_keep(dom, iova, pages, NULL);
+		return dma_unmap(t, iova, len);
+	}
+	struct vfio_iommu_type1_dma_unmap u = {
+		.argsz = sizeof(u) + sizeof(struct vfio_bitmap),
+		.flags = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+		.iova = iova,
+		.size = len,
+	};
+	struct vfio_bitmap b = {.pgsize = dom->granule, .size = bytes, .data = (void *)bits};
+	uint64_t req[(sizeof(u) + sizeof(b) + 7) / 8];
+	memcpy(req, &u, sizeof(u));
+	memcpy((char *)req + sizeof(u), &b, sizeof(b));
+	int rc = vfd_ioctl(t->c.fd, VFIO_IOMMU_UNMAP_DMA, req);
+	if (!rc) {
+		memcpy(&u, req, sizeof(u)); /* the kernel wrote back the size it unmapped */
+		vfd_dirty_keep(dom, iova, pages, bits);
+	}
+	vfd_free(bits);
+	return rc ? rc : (int64_t)u.size;
+}
+
+struct span {
+	uint64_t iova, len;
+};
+
+static int cmp_span(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+	return x->iova < y->iova ? -1 : x->iova > y->iova;
+}
+
+/* The kernel mappings overlapping [iova, iova + len), by IOVA. */
+static int spans_collect(struct vfdma_domain *dom, uint64_t iova, uint64_t len,
+			 struct span **out, size_t *n)
+{
+	size_t cap = 16, cnt = 0;
+	struct span *v = vfd_calloc(cap, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	uint64_t last = iova + len - 1;
+	int rc = 0;
+	pthread_mutex_lock(&dom->lock);
+	struct vfd_map *m = vfd_maptab_from(dom, iova), *q = dom->defer_head;
+	while (!rc) {
+		const struct vfd_map *x;
+		if (m && m->iova <= last) {
+			x = m;
+			m = vfd_maptab_next(dom, m);
+		} else if (q) {
+			x = q;
+			q = q->next;
+			if (x->iova > last || x->iova + x->len - 1 < iova)
+				continue;
+		} else {
+			break;
+		}
+		if (cnt == cap) {
+			struct span *w = vfd_realloc(v, 2 * cap * sizeof(*v));
+			if (!w) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = w;
+			cap *= 2;
+		}
+		v[cnt++] = (struct span){x->iova, x->len};
+	}
+	pthread_mutex_unlock(&dom->lock);
+	if (rc) {
+		vfd_free(v);
+		return rc;
+	}
+	qsort(v, cnt, sizeof(*v), cmp_span);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+/*
+ * GET_BITMAP of the whole kernel mappings [base, base + glen); OR the pages
+ * inside [iova, iova + len) into @bitmap (bit 0: iova) and keep the others
+ * (all of them unless @clear).  Returns the pages reported.
+ */
+static int64_t read_group(struct vfdma_domain *dom, uint64_t base, uint64_t glen, uint64_t iova,
+			  uint64_t len, uint64_t *bitmap, bool clear)
+{
+	struct type1_be *t = type1_of(dom);
+	unsigned shift = (unsigned)__builtin_ctzll(dom->granule);
+	uint64_t pages = glen >> shift, bytes = bitmap_bytes(pages);
+	uint64_t lo = base > iova ? base : iova;
+	uint64_t hi = base + glen < iova + len ? base + glen : iova + len;
+	if (bytes > t->dirty_max_bitmap) {
+		/* One mapping larger than the kernel reads at once: all dirty, loses nothing. */
+		for (uint64_t a = lo; a < hi; a += dom->granule) {
+			uint64_t i = (a - iova) >> shift;
+			bitmap[i / 64] |= 1ull << (i % 64);
+		}
+		return (int64_t)((hi - lo) >> shift);
+	}
+	uint64_t *bits = vfd_calloc(bytes / 8, 8);
+	if (!bits)
+		return -ENOMEM;
+	struct vfio_iommu_type1_dirty_bitmap d = {
+		.argsz = sizeof(d) + sizeof(struct vfio_iommu_type1_dirty_bitmap_get),
+		.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP,
+	};
+	struct vfio_iommu_type1_dirty_bitmap_get g = {
+		.iova = base,
+		.size = glen,
+		.bitmap = {.pgsize = dom->granule, .size = bytes, .data = (void *)bits},
+	};
+	uint64_t req[(sizeof(d) + sizeof(g) + 7) / 8];
+	memcpy(req, &d, sizeof(d));
+	memcpy((char *)req + sizeof(d), &g, sizeof(g));
+	int rc = vfd_ioctl(t->c.fd, VFIO_IOMMU_DIRTY_PAGES, req);
+	if (rc) {
+		vfd_free(bits);
+		return rc;
+	}
+	int64_t seen = 0;
+	bool left = false;
+	for (uint64_t w = 0; w < bytes / 8; w++) {
+		for (uint64_t word = bits[w]; word; word &= word - 1) {
+			uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(word);
+			uint64_t a = base + (p << shift);
+			if (p >= pages)
+				break;
+			if (a < lo || a >= hi) {
+				left = true;
+				continue;
+			}
+			uint64_t i = (a - iova) >> shift;
+			bitmap[i / 64] |= 1ull << (i % 64);
+			seen++;
+			if (clear)
+				bits[w] &= ~(1ull << (p % 64));
+			else
+				left = true;
+		}
+	}
+	if (left)
+		vfd_dirty_keep(dom, base, pages, bits);
+	vfd_free(bits);
+	return seen;
+}
+
+static int64_t type1_dirty_read(struct vfdma_domain *dom, uint64_t iova, uint64_t len,
+				uint64_t *bitmap, bool clear)
+{
+	struct type1_be *t = type1_of(dom);
+	if (!dom->be_ready)
+		return 0; /* no IOMMU: nothing is mapped in the kernel */
+	unsigned shift = (unsigned)__builtin_ctzll(dom->granule);
+	for (int tries = 0;; tries++) {
+		struct span *v;
+		size_t n;
+		int rc = spans_collect(dom, iova, len, &v, &n);
+		if (rc)
+			return rc;
+		int64_t seen = 0;
+		for (size_t i = 0; i < n && !rc;) {
+			/* Join adjacent mappings while the bitmap stays within the kernel's limit. */
+			size_t j = i + 1;
+			uint64_t end = v[i].iova + v[i].len;
+			while (j < n && v[j].iova == end &&
+			       bitmap_bytes((end + v[j].len - v[i].iova) >> shift) <= t->dirty_max_bitmap)
+				end += v[j++].len;
+			int64_t got = read_group(dom, v[i].iova, end - v[i].iova, iova, len, bitmap, clear);
+			if (got < 0)
+				rc = (int)got;
+			else
+				seen += got;
+			i = j;
+		}
+		vfd_free(v);
+		/*
+		 * -EINVAL: a mapping of the list was unmapped meanwhile (its bits
+		 * went to the log with the unmap) and another now cuts the range:
+		 * ask the table again.
+		 */
+		if (rc != -EINVAL || tries == 3)
+			return rc ? rc : seen;
+	}
+}
+
 const struct vfd_backend_ops vfd_type1_ops = {
 	.name = "type1",
 	.kind = VFDMA_BACKEND_TYPE1,
-	.dirty_caps = 0, /* VFIO_IOMMU_DIRTY_PAGES: with the dirty-log issue */
+	.dirty_caps = VFDMA_DIRTY_CAP_TYPE1, /* when GET_INFO has the migration capability */
+	.dirty_unmap_keeps = true,
 	.open = type1_open,
 	.close = type1_close,
 	.device_attach = type1_attach,
@@ -252,4 +538,7 @@ const struct vfd_backend_ops vfd_type1_ops = {
 	.map = type1_map,
 	.unmap = type1_unmap,
 	.probe = type1_probe,
+	.dirty_start = type1_dirty_start,
+	.dirty_stop = type1_dirty_stop,
+	.dirty_read = type1_dirty_read,
 };

@@ -153,7 +153,9 @@ struct vfdma_dirty *vfdma_dirty_start(struct vfdma_domain *dom,
 		errno = EINVAL;
 		return NULL;
 	}
-	unsigned caps = dom->ops->dirty_start ? dom->ops->dirty_caps : 0;
+	unsigned caps = __atomic_load_n(&dom->dirty_caps, __ATOMIC_RELAXED);
+	if (!dom->ops->dirty_start)
+		caps = 0;
 	unsigned have = VFDMA_DIRTY_SRC_MARK | (caps & VFDMA_DIRTY_CAP_HW ? VFDMA_DIRTY_SRC_HW : 0) |
 			(caps & VFDMA_DIRTY_CAP_TYPE1 ? VFDMA_DIRTY_SRC_TYPE1 : 0);
 	if (!o.sources) {
@@ -264,7 +266,7 @@ int vfdma_dirty_mark(struct vfdma_dirty *log, uint64_t iova, uint64_t len)
 void vfd_dirty_harvest(struct vfdma_domain *dom, uint64_t iova, uint64_t len)
 {
 	struct vfdma_dirty *log = dom->dirty;
-	if (!hw_source(log))
+	if (!hw_source(log) || dom->ops->dirty_unmap_keeps)
 		return;
 	uint64_t words = WINDOW_PAGES / 64;
 	uint64_t *bits = vfd_calloc(words, sizeof(*bits));
@@ -292,6 +294,39 @@ void vfd_dirty_harvest(struct vfdma_domain *dom, uint64_t iova, uint64_t len)
 		pthread_mutex_unlock(&log->lock);
 	}
 	vfd_free(bits);
+}
+
+void vfd_dirty_keep(struct vfdma_domain *dom, uint64_t iova, uint64_t npages,
+		    const uint64_t *bits)
+{
+	struct vfdma_dirty *log = dom->dirty;
+	if (!log || !npages)
+		return;
+	uint64_t base = iova >> log->shift;
+	int rc = 0;
+	pthread_mutex_lock(&log->lock);
+	if (!bits)
+		rc = sw_set(log, base, base + npages - 1);
+	/* One sw_set per run of set bits. */
+	for (uint64_t p = 0; bits && p < npages && !rc;) {
+		uint64_t w = bits[p / 64] >> (p % 64);
+		if (!w) {
+			p = (p | 63) + 1;
+			continue;
+		}
+		p += (uint64_t)__builtin_ctzll(w);
+		if (p >= npages)
+			break;
+		uint64_t q = p + 1;
+		while (q < npages && (bits[q / 64] & (1ull << (q % 64))))
+			q++;
+		rc = sw_set(log, base + p, base + q - 1);
+		p = q;
+	}
+	pthread_mutex_unlock(&log->lock);
+	if (rc)
+		VFD_LOG_ONCE(VFDMA_LOG_ERROR, "dirty log: no memory to keep dirty pages the "
+					      "kernel reported; they may go unreported");
 }
 
 int64_t vfdma_dirty_sync(struct vfdma_dirty *log, uint64_t iova, uint64_t len,

@@ -163,6 +163,7 @@ struct vfdma_domain *vfdma_domain_open(const struct vfdma_domain_opts *opts)
 		return NULL;
 	}
 	dom->ops = ops;
+	dom->dirty_caps = ops->dirty_caps;
 	dom->opts = o;
 	dom->dma_limit = UINT64_MAX;
 	vfd_map_table_init(dom);
@@ -283,7 +284,8 @@ int vfdma_domain_get_info(struct vfdma_domain *dom, struct vfdma_domain_info *in
 		.backend = dom->ops->kind,
 		.pgsizes = dom->pgsizes,
 		.nr_devices = dom->nr_devices,
-		.dirty_caps = dom->ops->dirty_caps | VFDMA_DIRTY_CAP_MARK,
+		.dirty_caps =
+			__atomic_load_n(&dom->dirty_caps, __ATOMIC_RELAXED) | VFDMA_DIRTY_CAP_MARK,
 		.mappings = dom->nr_maps,
 		.mapped_bytes = dom->mapped_bytes,
 		.kernel_map_calls = __atomic_load_n(&dom->kernel_map_calls, __ATOMIC_RELAXED),

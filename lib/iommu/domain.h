@@ -37,7 +37,17 @@ struct vfd_exc;
 struct vfd_backend_ops {
 	const char *name;
 	enum vfdma_backend kind;
-	unsigned int dirty_caps; /* VFDMA_DIRTY_CAP_* the backend offers */
+	/*
+	 * VFDMA_DIRTY_CAP_* the backend can offer; dom->dirty_caps says what
+	 * it offers now (type1: what the kernel reported after an attach).
+	 */
+	unsigned int dirty_caps;
+	/*
+	 * The backend's unmap keeps the dirty bits of what it unmaps while a
+	 * log runs (type1: UNMAP_DMA with GET_DIRTY_BITMAP, handed to
+	 * vfd_dirty_keep()), so vfd_dirty_harvest() need not read them first.
+	 */
+	bool dirty_unmap_keeps;
 
 	/*
 	 * Set up dom->be; report the first usable ranges and page sizes
@@ -190,6 +200,12 @@ struct vfdma_domain {
 
 	/* The running dirty log, if any (set and cleared under op_lock exclusive). */
 	struct vfdma_dirty *dirty;
+	/*
+	 * VFDMA_DIRTY_CAP_* offered now (atomic): ops->dirty_caps when the
+	 * domain opens; a backend whose kernel decides changes it in open,
+	 * attach or query.
+	 */
+	unsigned int dirty_caps;
 
 	uint64_t kernel_map_calls;   /* atomic */
 	uint64_t kernel_unmap_calls; /* atomic */
@@ -261,6 +277,15 @@ uint64_t vfd_map_table_bytes(const struct vfdma_domain *dom);
  * in the running log so the next sync still reports them.  op_lock held.
  */
 void vfd_dirty_harvest(struct vfdma_domain *dom, uint64_t iova, uint64_t len);
+/*
+ * dirty.c: keep pages of [iova, iova + npages * dom->granule) in the running
+ * log (bit i of @bits: page i; @bits NULL: all of them), so the next sync
+ * reports them.  For backends that read dirty bits the kernel then forgets
+ * (an unmap, a clearing read of more than was asked).  No log: nothing.
+ * op_lock held.
+ */
+void vfd_dirty_keep(struct vfdma_domain *dom, uint64_t iova, uint64_t npages,
+		    const uint64_t *bits);
 /* dirty.c: domain close with a log still running: stop and free it. */
 void vfd_dirty_release(struct vfdma_domain *dom);
 
