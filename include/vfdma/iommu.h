@@ -184,7 +184,8 @@ int vfdma_domain_check(struct vfdma_domain *dom);
  * @return the device, or NULL with errno: EINVAL (bad argument or address),
  *         ENODEV (no such device, or not bound to vfio-pci), EPERM (group not
  *         viable), EBUSY (the device's reserved ranges overlap existing
- *         mappings, or the device is open already), EXDEV (the device cannot
+ *         mappings, or the device is open already, or an iommufd domain
+ *         has a dirty log running: stop it first), EXDEV (the device cannot
  *         share this domain's page tables), ENOTSUP (sim domain: use
  *         vfdma_sim_device_create()), ENOMEM, or the kernel's errno.
  */

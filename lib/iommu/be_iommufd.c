@@ -21,9 +21,16 @@
  * A mapping in the way of a new reservation makes the kernel itself refuse
  * the attach (EADDRINUSE), which we report as -EBUSY, like the core does.
  *
+ * Dirty tracking (iommufd_dirty.c) moves the devices onto dirty-tracking
+ * HWPTs, with block split on a second IOAS; while that split IOAS exists,
+ * map and unmap here apply to both, so it always mirrors the domain's.
+ * The test-only mock device (iommufd_mock.h) attaches like a PCI device
+ * and is told apart by its iommufd_dev.
+ *
  * Locking: the core holds op_lock exclusive for open/close, attach/detach,
- * query and probe, so the backend state only changes there; map and unmap
- * only read it, and the kernel serialises the IOAS itself.
+ * query, probe and dirty start/stop, so the backend state only changes
+ * there; map, unmap and dirty reads only read it, and the kernel
+ * serialises the IOAS itself.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +38,8 @@
 #include <unistd.h>
 
 #include "iommu/domain.h"
+#include "iommu/iommufd_be.h"
+#include "iommu/iommufd_mock.h"
 #include "iommu/uapi_iommufd.h"
 #include "iommu/vfio.h"
 #include "util/log.h"
@@ -44,17 +53,6 @@
  * Until a device says otherwise, the domain uses the lowest common width.
  */
 #define NODEV_IOVA_BITS 39
-
-struct iommufd_be {
-	int fd;		  /* /dev/iommu */
-	uint32_t ioas_id; /* the domain's IOAS */
-	uint32_t scratch_id; /* probe's IOAS for IOAS_COPY, 0 until needed */
-};
-
-struct iommufd_dev {
-	uint32_t dev_id; /* the device's object ID in the iommufd */
-	bool hw_dirty;	 /* its IOMMU reports IOMMU_HW_CAP_DIRTY_TRACKING */
-};
 
 static struct iommufd_be *be_of(struct vfdma_domain *dom)
 {
@@ -125,8 +123,8 @@ static uint64_t pgsizes_for(uint64_t align)
 	return pg & ~(align - 1);
 }
 
-/* Set the IOAS's allowed IOVAs to @r[0..n) (n == 0: no fence). */
-static int set_allowed(struct iommufd_be *b, const struct vfdma_iova_range *r, size_t n)
+int vfd_iommufd_set_allowed(struct iommufd_be *b, uint32_t ioas,
+			    const struct vfdma_iova_range *r, size_t n)
 {
 	struct iommu_iova_range *kr = vfd_calloc(n ? n : 1, sizeof(*kr));
 	if (!kr)
@@ -137,7 +135,7 @@ static int set_allowed(struct iommufd_be *b, const struct vfdma_iova_range *r, s
 			kr[k++] = (struct iommu_iova_range){r[i].first, r[i].last};
 	struct iommu_ioas_allow_iovas cmd = {
 		.size = sizeof(cmd),
-		.ioas_id = b->ioas_id,
+		.ioas_id = ioas,
 		.num_iovas = k,
 		.allowed_iovas = (uintptr_t)kr,
 	};
@@ -146,7 +144,13 @@ static int set_allowed(struct iommufd_be *b, const struct vfdma_iova_range *r, s
 	return rc;
 }
 
-static int ioas_alloc(struct iommufd_be *b, uint32_t *id)
+/* Set the domain IOAS's allowed IOVAs to @r[0..n) (n == 0: no fence). */
+static int set_allowed(struct iommufd_be *b, const struct vfdma_iova_range *r, size_t n)
+{
+	return vfd_iommufd_set_allowed(b, b->ioas_id, r, n);
+}
+
+int vfd_iommufd_ioas_alloc(struct iommufd_be *b, uint32_t *id)
 {
 	struct iommu_ioas_alloc cmd = {.size = sizeof(cmd)};
 	int rc = vfd_ioctl(b->fd, IOMMU_IOAS_ALLOC, &cmd);
@@ -155,12 +159,23 @@ static int ioas_alloc(struct iommufd_be *b, uint32_t *id)
 	return rc;
 }
 
-static void obj_destroy(struct iommufd_be *b, uint32_t id)
+int vfd_iommufd_destroy(struct iommufd_be *b, uint32_t id)
 {
 	struct iommu_destroy cmd = {.size = sizeof(cmd), .id = id};
 	int rc = vfd_ioctl(b->fd, IOMMU_DESTROY, &cmd);
 	if (rc)
 		VFD_ERR("iommufd: destroying object %u: %s", id, strerror(-rc));
+	return rc;
+}
+
+static int ioas_alloc(struct iommufd_be *b, uint32_t *id)
+{
+	return vfd_iommufd_ioas_alloc(b, id);
+}
+
+static void obj_destroy(struct iommufd_be *b, uint32_t id)
+{
+	vfd_iommufd_destroy(b, id);
 }
 
 static int iommufd_open(struct vfdma_domain *dom)
@@ -235,6 +250,9 @@ static void iommufd_close(struct vfdma_domain *dom)
 	struct iommufd_be *b = be_of(dom);
 	if (!b)
 		return;
+	/* Normally done by dirty_stop; here for what a failed stop left. */
+	vfd_iommufd_dirty_teardown(dom);
+	vfd_free(b->hwpts);
 	/* Destroying the IOAS unmaps whatever is left; closing the fd would too. */
 	if (b->scratch_id)
 		obj_destroy(b, b->scratch_id);
@@ -309,7 +327,12 @@ static int iommufd_device_attach(struct vfdma_domain *dom, struct vfdma_device *
 {
 	struct iommufd_be *b = be_of(dom);
 	char path[64];
-	int rc = find_cdev(dev->bdf, path, sizeof(path));
+	/* A new device would not be tracked: attach between logs. */
+	if (b->tracking)
+		return -EBUSY;
+	int rc = vfd_iommufd_dirty_teardown(dom); /* what a failed stop left, if anything */
+	if (!rc)
+		rc = find_cdev(dev->bdf, path, sizeof(path));
 	if (rc)
 		return rc;
 	struct iommufd_dev *d = vfd_calloc(1, sizeof(*d));
@@ -360,6 +383,7 @@ static int iommufd_device_attach(struct vfdma_domain *dom, struct vfdma_device *
 		goto fail_fence;
 	}
 	d->hw_dirty = hw_dirty_cap(b, d->dev_id);
+	d->pt_id = b->ioas_id;
 	VFD_DBG("iommufd: %s is %s, device %u in IOAS %u%s", dev->bdf, path, d->dev_id,
 		b->ioas_id, d->hw_dirty ? ", IOMMU tracks dirty pages" : "");
 	dev->be = d;
@@ -381,7 +405,11 @@ fail:
 static void iommufd_device_detach(struct vfdma_domain *dom, struct vfdma_device *dev)
 {
 	struct iommufd_be *b = be_of(dom);
-	if (dev->fd >= 0) {
+	struct iommufd_dev *d = dev->be;
+	if (d && d->mock) {
+		/* Destroying the selftest object detaches and unbinds the mock. */
+		vfd_iommufd_destroy(b, d->stdev_id);
+	} else if (dev->fd >= 0) {
 		struct vfio_device_detach_iommufd_pt dt = {.argsz = sizeof(dt)};
 		int rc = vfd_ioctl(dev->fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &dt);
 		if (rc)
@@ -402,6 +430,87 @@ static void iommufd_device_detach(struct vfdma_domain *dom, struct vfdma_device 
 			strerror(-rc));
 }
 
+int vfd_iommufd_replace(struct iommufd_be *b, struct vfdma_device *dev, uint32_t pt_id)
+{
+	struct iommufd_dev *d = dev->be;
+	int rc;
+	if (d->mock) {
+		/* Not a VFIO cdev: the selftest object replaces the attachment. */
+		struct vfd_mock_cmd cmd = {
+			.size = sizeof(cmd),
+			.op = VFD_MOCK_OP_MOCK_DOMAIN_REPLACE,
+			.id = d->stdev_id,
+			.replace = {.pt_id = pt_id},
+		};
+		rc = vfd_ioctl(b->fd, VFD_IOMMU_TEST_CMD, &cmd);
+	} else {
+		/* ATTACH on an attached device replaces its page table atomically. */
+		struct vfio_device_attach_iommufd_pt at = {.argsz = sizeof(at), .pt_id = pt_id};
+		rc = vfd_ioctl(dev->fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at);
+	}
+	if (rc)
+		VFD_ERR("iommufd: replacing %s's page table with %u: %s", dev->bdf, pt_id,
+			strerror(-rc));
+	else
+		d->pt_id = pt_id;
+	return rc;
+}
+
+int vfd_iommufd_attach_mock(struct vfdma_domain *dom, struct vfdma_device *dev,
+			    unsigned int dev_flags)
+{
+	struct iommufd_be *b = be_of(dom);
+	if (b->tracking)
+		return -EBUSY;
+	int rc = vfd_iommufd_dirty_teardown(dom);
+	if (rc)
+		return rc;
+	struct iommufd_dev *d = vfd_calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	/* Like a PCI device: lift the fence for the attach (top of this file). */
+	rc = set_allowed(b, NULL, 0);
+	if (rc)
+		goto fail;
+	struct vfd_mock_cmd cmd = {
+		.size = sizeof(cmd),
+		.op = VFD_MOCK_OP_MOCK_DOMAIN_FLAGS,
+		.id = b->ioas_id,
+		.mock_domain = {.dev_flags = dev_flags},
+	};
+	rc = vfd_ioctl(b->fd, VFD_IOMMU_TEST_CMD, &cmd);
+	if (rc) {
+		VFD_ERR("iommufd: adding a mock device: %s", strerror(-rc));
+		if (rc == -ENOTTY)
+			rc = -ENOTSUP; /* a kernel without CONFIG_IOMMUFD_TEST */
+		else if (rc == -EADDRINUSE)
+			rc = -EBUSY;
+		goto fail_fence;
+	}
+	d->mock = true;
+	d->stdev_id = cmd.mock_domain.out_stdev_id;
+	d->dev_id = cmd.mock_domain.out_idev_id;
+	d->pt_id = b->ioas_id;
+	rc = fence_after_attach(dom, b);
+	if (rc) {
+		vfd_iommufd_destroy(b, d->stdev_id);
+		goto fail_fence;
+	}
+	d->hw_dirty = hw_dirty_cap(b, d->dev_id);
+	VFD_DBG("iommufd: mock device %u (flags 0x%x) in IOAS %u%s", d->dev_id, dev_flags,
+		b->ioas_id, d->hw_dirty ? ", tracks dirty pages" : "");
+	dev->be = d;
+	dom->be_ready = true;
+	return 0;
+
+fail_fence:
+	if (set_allowed(b, dom->ranges, dom->nr_ranges))
+		VFD_ERR("iommufd: could not restore the IOVA fence");
+fail:
+	vfd_free(d);
+	return rc;
+}
+
 static int iommufd_query(struct vfdma_domain *dom, struct vfdma_iova_range **ranges, size_t *n,
 			 uint64_t *pgsizes)
 {
@@ -412,7 +521,7 @@ static int iommufd_query(struct vfdma_domain *dom, struct vfdma_iova_range **ran
 	return rc;
 }
 
-static uint32_t map_flags(unsigned int prot)
+uint32_t vfd_iommufd_map_flags(unsigned int prot)
 {
 	uint32_t f = IOMMU_IOAS_MAP_FIXED_IOVA;
 	if (prot & VFDMA_PROT_READ)
@@ -428,7 +537,7 @@ static int iommufd_map(struct vfdma_domain *dom, uint64_t iova, void *vaddr, uin
 	struct iommufd_be *b = be_of(dom);
 	struct iommu_ioas_map cmd = {
 		.size = sizeof(cmd),
-		.flags = map_flags(prot),
+		.flags = vfd_iommufd_map_flags(prot),
 		.ioas_id = b->ioas_id,
 		.user_va = (uintptr_t)vaddr,
 		.length = len,
@@ -438,6 +547,30 @@ static int iommufd_map(struct vfdma_domain *dom, uint64_t iova, void *vaddr, uin
 	if (rc)
 		VFD_DBG("iommufd: IOMMU_IOAS_MAP 0x%llx+0x%llx: %s", (unsigned long long)iova,
 			(unsigned long long)len, strerror(-rc));
+	if (!rc && b->split_id) {
+		/*
+		 * A dirty log with split runs: the devices use the split IOAS,
+		 * which must mirror this one.  A copy shares the pinned pages.
+		 */
+		struct iommu_ioas_copy cp = {
+			.size = sizeof(cp),
+			.flags = cmd.flags,
+			.dst_ioas_id = b->split_id,
+			.src_ioas_id = b->ioas_id,
+			.length = len,
+			.dst_iova = iova,
+			.src_iova = iova,
+		};
+		rc = vfd_ioctl(b->fd, IOMMU_IOAS_COPY, &cp);
+		if (rc) {
+			VFD_DBG("iommufd: IOMMU_IOAS_COPY to the split IOAS: %s", strerror(-rc));
+			struct iommu_ioas_unmap un = {
+				.size = sizeof(un), .ioas_id = b->ioas_id, .iova = iova, .length = len};
+			if (vfd_ioctl(b->fd, IOMMU_IOAS_UNMAP, &un))
+				vfd_domain_mark_broken(dom, "could not take back a half-done map",
+						       iova, len, rc);
+		}
+	}
 	return rc == -EEXIST ? -EBUSY : rc;
 }
 
@@ -451,6 +584,16 @@ static int64_t iommufd_unmap(struct vfdma_domain *dom, uint64_t iova, uint64_t l
 		.length = len,
 	};
 	int rc = vfd_ioctl(b->fd, IOMMU_IOAS_UNMAP, &cmd);
+	if (!rc && b->split_id) {
+		/* The devices' view (the split IOAS) goes too; its size must agree. */
+		struct iommu_ioas_unmap un = {
+			.size = sizeof(un), .ioas_id = b->split_id, .iova = iova, .length = len};
+		int rc2 = vfd_ioctl(b->fd, IOMMU_IOAS_UNMAP, &un);
+		if (rc2)
+			return rc2;
+		if (un.length != cmd.length)
+			return -EIO;
+	}
 	return rc ? rc : (int64_t)cmd.length;
 }
 
@@ -473,7 +616,7 @@ static int iommufd_probe(struct vfdma_domain *dom, uint64_t iova, uint64_t len, 
 	}
 	struct iommu_ioas_copy cp = {
 		.size = sizeof(cp),
-		.flags = map_flags(prot),
+		.flags = vfd_iommufd_map_flags(prot),
 		.dst_ioas_id = b->scratch_id,
 		.src_ioas_id = b->ioas_id,
 		.length = len,
@@ -504,12 +647,16 @@ const struct vfd_backend_ops vfd_iommufd_ops = {
 	.name = "iommufd",
 	.kind = VFDMA_BACKEND_IOMMUFD,
 	/*
-	 * Nothing yet: hardware dirty tracking needs a dirty-tracking HWPT
-	 * (a later issue), and whether the IOMMU has it is only known per
-	 * device (IOMMU_GET_HW_INFO, recorded in struct iommufd_dev); the
-	 * emulated VT-d has none.
+	 * Whether the IOMMU tracks dirty pages is only known per device
+	 * (IOMMU_GET_HW_INFO, in struct iommufd_dev): the domain offers it
+	 * when every attached device has it (dirty_caps_get); the emulated
+	 * VT-d of QEMU has none.  iommufd_dirty.c.
 	 */
-	.dirty_caps = 0,
+	.dirty_caps = VFDMA_DIRTY_CAP_HW | VFDMA_DIRTY_CAP_SPLIT,
+	.dirty_caps_get = vfd_iommufd_dirty_caps,
+	.dirty_start = vfd_iommufd_dirty_start,
+	.dirty_stop = vfd_iommufd_dirty_stop,
+	.dirty_read = vfd_iommufd_dirty_read,
 	.open = iommufd_open,
 	.close = iommufd_close,
 	.device_attach = iommufd_device_attach,

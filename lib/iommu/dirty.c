@@ -153,9 +153,9 @@ struct vfdma_dirty *vfdma_dirty_start(struct vfdma_domain *dom,
 		errno = EINVAL;
 		return NULL;
 	}
-	unsigned caps = __atomic_load_n(&dom->dirty_caps, __ATOMIC_RELAXED);
-	if (!dom->ops->dirty_start)
-		caps = 0;
+	pthread_mutex_lock(&dom->lock);
+	unsigned caps = dom->ops->dirty_start ? vfd_dirty_caps_locked(dom) : 0;
+	pthread_mutex_unlock(&dom->lock);
 	unsigned have = VFDMA_DIRTY_SRC_MARK | (caps & VFDMA_DIRTY_CAP_HW ? VFDMA_DIRTY_SRC_HW : 0) |
 			(caps & VFDMA_DIRTY_CAP_TYPE1 ? VFDMA_DIRTY_SRC_TYPE1 : 0);
 	if (!o.sources) {

@@ -284,8 +284,7 @@ int vfdma_domain_get_info(struct vfdma_domain *dom, struct vfdma_domain_info *in
 		.backend = dom->ops->kind,
 		.pgsizes = dom->pgsizes,
 		.nr_devices = dom->nr_devices,
-		.dirty_caps =
-			__atomic_load_n(&dom->dirty_caps, __ATOMIC_RELAXED) | VFDMA_DIRTY_CAP_MARK,
+		.dirty_caps = vfd_dirty_caps_locked(dom) | VFDMA_DIRTY_CAP_MARK,
 		.mappings = dom->nr_maps,
 		.mapped_bytes = dom->mapped_bytes,
 		.kernel_map_calls = __atomic_load_n(&dom->kernel_map_calls, __ATOMIC_RELAXED),
@@ -322,7 +321,7 @@ int vfdma_domain_check(struct vfdma_domain *dom)
  * domain could use before and cannot now is reserved in the allocator; if a
  * mapping sits there, the attach fails with -EBUSY and nothing changes.
  */
-static int apply_query(struct vfdma_domain *dom)
+int vfd_domain_apply_query(struct vfdma_domain *dom)
 {
 	struct vfdma_iova_range *nr = NULL;
 	size_t nn = 0;
@@ -449,7 +448,7 @@ struct vfdma_device *vfdma_device_open(struct vfdma_domain *dom, const char *bdf
 	if (!rc)
 		rc = dom->ops->device_attach(dom, dev);
 	if (!rc) {
-		rc = apply_query(dom);
+		rc = vfd_domain_apply_query(dom);
 		if (!rc && !was_ready && dom->be_ready)
 			rc = vfd_map_replay(dom);
 		if (rc)

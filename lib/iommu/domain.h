@@ -48,6 +48,12 @@ struct vfd_backend_ops {
 	 * vfd_dirty_keep()), so vfd_dirty_harvest() need not read them first.
 	 */
 	bool dirty_unmap_keeps;
+	/*
+	 * Optional: the capabilities this domain has now, when they depend
+	 * on its devices (iommufd: each device's IOMMU).  dom->lock held.
+	 * Without it, dom->dirty_caps.
+	 */
+	unsigned int (*dirty_caps_get)(struct vfdma_domain *dom);
 
 	/*
 	 * Set up dom->be; report the first usable ranges and page sizes
@@ -250,6 +256,20 @@ extern const struct vfd_backend_ops vfd_noiommu_ops;
 /* Replace the domain's usable ranges (copied).  For backend open. */
 int vfd_domain_set_ranges(struct vfdma_domain *dom, const struct vfdma_iova_range *ranges,
 			  size_t n);
+
+/* The domain's dirty capabilities now (dom->lock held). */
+static inline unsigned int vfd_dirty_caps_locked(struct vfdma_domain *dom)
+{
+	return dom->ops->dirty_caps_get ? dom->ops->dirty_caps_get(dom)
+					 : __atomic_load_n(&dom->dirty_caps, __ATOMIC_RELAXED);
+}
+
+/*
+ * After a backend attached a device: narrow the domain to the kernel's
+ * ranges and page sizes now (-EBUSY if a mapping is in the way; the
+ * caller then detaches).  op_lock held exclusive.  domain.c.
+ */
+int vfd_domain_apply_query(struct vfdma_domain *dom);
 
 /* A new, unlisted device of @dom (no fd yet); NULL and errno ENOMEM. */
 struct vfdma_device *vfd_device_new(struct vfdma_domain *dom);

@@ -36,7 +36,22 @@
 #define VFD_IOMMUFD_CMD_IOAS_IOVA_RANGES 0x84
 #define VFD_IOMMUFD_CMD_IOAS_MAP 0x85
 #define VFD_IOMMUFD_CMD_IOAS_UNMAP 0x86
+#define VFD_IOMMUFD_CMD_OPTION 0x87
+#define VFD_IOMMUFD_CMD_HWPT_ALLOC 0x89
 #define VFD_IOMMUFD_CMD_GET_HW_INFO 0x8a
+#define VFD_IOMMUFD_CMD_HWPT_SET_DIRTY_TRACKING 0x8b
+#define VFD_IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP 0x8c
+
+/*
+ * Flag and option values, under our own names: a system header that has
+ * the ioctl but predates a flag (6.6 has HWPT_ALLOC, 6.7 its dirty flag)
+ * defines them as enum constants we cannot test for.
+ */
+#define VFD_IOMMU_OPTION_HUGE_PAGES 1u    /* enum iommufd_option */
+#define VFD_IOMMU_OPTION_OP_SET 0u        /* enum iommufd_option_ops */
+#define VFD_IOMMU_HWPT_ALLOC_DIRTY_TRACKING (1u << 1)
+#define VFD_IOMMU_HWPT_DIRTY_TRACKING_ENABLE 1u
+#define VFD_IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR 1u
 
 #ifndef IOMMU_DESTROY
 struct iommu_destroy {
@@ -143,6 +158,61 @@ struct iommu_hw_info {
 	__aligned_u64 out_capabilities;
 };
 #define IOMMU_GET_HW_INFO _IO(IOMMUFD_TYPE, VFD_IOMMUFD_CMD_GET_HW_INFO)
+#endif
+
+#ifndef IOMMU_OPTION
+struct iommu_option {
+	__u32 size;
+	__u32 option_id;
+	__u16 op;
+	__u16 __reserved;
+	__u32 object_id; /* the IOAS, for IOMMU_OPTION_HUGE_PAGES */
+	__aligned_u64 val64;
+};
+#define IOMMU_OPTION _IO(IOMMUFD_TYPE, VFD_IOMMUFD_CMD_OPTION)
+#endif
+
+#ifndef IOMMU_HWPT_ALLOC
+struct iommu_hwpt_alloc {
+	__u32 size;
+	__u32 flags;
+	__u32 dev_id;
+	__u32 pt_id; /* the IOAS the page table mirrors */
+	__u32 out_hwpt_id;
+	__u32 __reserved;
+	__u32 data_type;
+	__u32 data_len;
+	__aligned_u64 data_uptr;
+	__u32 fault_id;
+	__u32 __reserved2;
+};
+#define IOMMU_HWPT_ALLOC _IO(IOMMUFD_TYPE, VFD_IOMMUFD_CMD_HWPT_ALLOC)
+#endif
+
+#ifndef IOMMU_HWPT_SET_DIRTY_TRACKING
+struct iommu_hwpt_set_dirty_tracking {
+	__u32 size;
+	__u32 flags;
+	__u32 hwpt_id;
+	__u32 __reserved;
+};
+#define IOMMU_HWPT_SET_DIRTY_TRACKING \
+	_IO(IOMMUFD_TYPE, VFD_IOMMUFD_CMD_HWPT_SET_DIRTY_TRACKING)
+#endif
+
+#ifndef IOMMU_HWPT_GET_DIRTY_BITMAP
+struct iommu_hwpt_get_dirty_bitmap {
+	__u32 size;
+	__u32 hwpt_id;
+	__u32 flags;
+	__u32 __reserved;
+	__aligned_u64 iova;	 /* aligned to page_size */
+	__aligned_u64 length;	 /* a multiple of page_size */
+	__aligned_u64 page_size; /* bytes per bit */
+	__aligned_u64 data;	 /* the bitmap, 8-byte aligned */
+};
+#define IOMMU_HWPT_GET_DIRTY_BITMAP \
+	_IO(IOMMUFD_TYPE, VFD_IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP)
 #endif
 
 /* VFIO device cdev (linux/vfio.h, 6.6+). */
