@@ -39,5 +39,6 @@ static inline uint64_t bench_rand(uint64_t *s)
 int bench_iova(int argc, char **argv);
 int bench_map(int argc, char **argv);
 int bench_dma(int argc, char **argv);
+int bench_dirty(int argc, char **argv);
 
 #endif

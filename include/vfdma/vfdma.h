@@ -22,5 +22,6 @@
 #include "vfdma/pci.h"
 #include "vfdma/sim.h"
 #include "vfdma/dirty.h"
+#include "vfdma/migrate.h"
 
 #endif

@@ -362,7 +362,21 @@ int64_t vfdma_dirty_sync(struct vfdma_dirty *log, uint64_t iova, uint64_t len,
 		pthread_mutex_lock(&log->lock);
 		sw_take(log, base >> log->shift, n, bits, clear);
 		pthread_mutex_unlock(&log->lock);
-		/* Fold pages into caller granules: bit g covers pages g*per .. */
+		/*
+		 * Fold pages into caller granules: bit g covers pages g*per ..
+		 * At the domain's own granule a window is whole bitmap words
+		 * (window and offset are multiples of 64 pages): OR them.
+		 */
+		if (per == 1 && !(off % 64)) {
+			for (uint64_t w = 0; w < (n + 63) / 64; w++) {
+				uint64_t b = bits[w];
+				if (n - w * 64 < 64)
+					b &= (1ull << (n - w * 64)) - 1;
+				bitmap[off / 64 + w] |= b;
+				reported += __builtin_popcountll(b);
+			}
+			continue;
+		}
 		for (uint64_t g = 0; g < n / per; g++) {
 			bool any = false;
 			for (uint64_t p = g * per; p < (g + 1) * per && !any; p++)
