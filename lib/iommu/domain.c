@@ -321,7 +321,7 @@ int vfdma_domain_check(struct vfdma_domain *dom)
  * domain could use before and cannot now is reserved in the allocator; if a
  * mapping sits there, the attach fails with -EBUSY and nothing changes.
  */
-int vfd_domain_apply_query(struct vfdma_domain *dom)
+static int apply_query(struct vfdma_domain *dom)
 {
 	struct vfdma_iova_range *nr = NULL;
 	size_t nn = 0;
@@ -447,8 +447,14 @@ struct vfdma_device *vfdma_device_open(struct vfdma_domain *dom, const char *bdf
 	bool was_ready = dom->be_ready;
 	if (!rc)
 		rc = dom->ops->device_attach(dom, dev);
+	return vfd_domain_attach_end(dom, dev, was_ready, rc);
+}
+
+struct vfdma_device *vfd_domain_attach_end(struct vfdma_domain *dom, struct vfdma_device *dev,
+					   bool was_ready, int rc)
+{
 	if (!rc) {
-		rc = vfd_domain_apply_query(dom);
+		rc = apply_query(dom);
 		if (!rc && !was_ready && dom->be_ready)
 			rc = vfd_map_replay(dom);
 		if (rc)

@@ -265,11 +265,16 @@ static inline unsigned int vfd_dirty_caps_locked(struct vfdma_domain *dom)
 }
 
 /*
- * After a backend attached a device: narrow the domain to the kernel's
- * ranges and page sizes now (-EBUSY if a mapping is in the way; the
- * caller then detaches).  op_lock held exclusive.  domain.c.
+ * The end of every device attach (domain.c; PCI devices, the iommufd test
+ * mock), with op_lock held exclusive and @rc the backend attach's result:
+ * narrow the domain to the kernel's ranges and page sizes now (-EBUSY if a
+ * mapping is in the way), issue the table's mappings if this attach made
+ * the backend ready (@was_ready: it was before), detach again if either
+ * failed, list the device; then unlock.  Returns @dev, or frees it and
+ * returns NULL with errno.
  */
-int vfd_domain_apply_query(struct vfdma_domain *dom);
+struct vfdma_device *vfd_domain_attach_end(struct vfdma_domain *dom, struct vfdma_device *dev,
+					   bool was_ready, int rc);
 
 /* A new, unlisted device of @dom (no fd yet); NULL and errno ENOMEM. */
 struct vfdma_device *vfd_device_new(struct vfdma_domain *dom);

@@ -33,24 +33,12 @@ struct vfdma_device *vfd_iommufd_mock_open(struct vfdma_domain *dom, unsigned in
 		 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) % 100000000u);
 	int rc = 0;
 	pthread_rwlock_wrlock(&dom->op_lock);
+	bool was_ready = dom->be_ready;
 	if (dom->dirty)
 		rc = -EBUSY;
 	if (!rc)
 		rc = vfd_iommufd_attach_mock(dom, dev, dev_flags);
-	if (!rc) {
-		rc = vfd_domain_apply_query(dom);
-		if (rc)
-			dom->ops->device_detach(dom, dev);
-	}
-	if (!rc)
-		vfd_domain_list_device(dom, dev);
-	pthread_rwlock_unlock(&dom->op_lock);
-	if (rc) {
-		vfd_free(dev);
-		errno = -rc;
-		return NULL;
-	}
-	return dev;
+	return vfd_domain_attach_end(dom, dev, was_ready, rc);
 }
 
 int64_t vfd_iommufd_mock_dirty(struct vfdma_device *dev, uint64_t iova, uint64_t len,
