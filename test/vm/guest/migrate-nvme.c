@@ -35,6 +35,11 @@
 #define PAGES (BUF_LEN / 4096)
 #define DEPTH 8
 #define SEED 0x316a7e5eedull
+/*
+ * Where on the namespace the pattern lives: far from the first MiBs, which
+ * other tests sharing this boot expect to be zeros (nvme-errors).
+ */
+#define DISK_OFF (192ull << 20)
 
 struct src {
 	struct nvme_ctrl c;
@@ -87,7 +92,7 @@ static void *reader(void *arg)
 				continue;
 			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
 			uint32_t page = (uint32_t)(rng >> 33) % PAGES;
-			uint64_t lba = ((rng >> 13) % PAGES) * per_page; /* in the patterned region */
+			uint64_t lba = (DISK_OFF + ((rng >> 13) % PAGES) * 4096) / s->lba_size;
 			slots[i].page = page;
 			slots[i].busy = true;
 			if (nvme_qpair_rw(s->qp, NVME_CMD_READ, 1, lba, per_page,
@@ -148,13 +153,14 @@ static int dst_resume(void *ctx)
 	return 0;
 }
 
-/* Write the pattern over the first BUF_LEN bytes of namespace 1, through the buffer. */
+/* Write the pattern over BUF_LEN bytes at DISK_OFF of namespace 1, through the buffer. */
 static int prefill(struct src *s)
 {
 	uint32_t chunk = s->qp->max_xfer < (256u << 10) ? s->qp->max_xfer : (256u << 10);
 	for (uint64_t off = 0; off < BUF_LEN; off += chunk) {
-		pattern_fill(s->buf, chunk, off, SEED);
-		int rc = nvme_io_sync(s->qp, NVME_CMD_WRITE, 1, off / s->lba_size, chunk / s->lba_size,
+		pattern_fill(s->buf, chunk, DISK_OFF + off, SEED);
+		int rc = nvme_io_sync(s->qp, NVME_CMD_WRITE, 1, (DISK_OFF + off) / s->lba_size,
+				      chunk / s->lba_size,
 				      s->iova, chunk);
 		if (rc)
 			return rc;
