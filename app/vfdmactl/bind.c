@@ -221,6 +221,41 @@ static void report(struct ctl *c, struct ctl_json *j, const char *bdf, const cha
 		ctl_errorf(c, 0, "%s: %s", bdf, error);
 }
 
+/*
+ * The sysfs steps of bind and unbind: write @override to driver_override,
+ * unbind from the current driver if any, ask drivers_probe (and, if
+ * @fallback, that driver's own bind file when drivers_probe is refused, as
+ * on old kernels).  Reports a failure itself; returns 0 or a negative errno.
+ */
+static int move(struct ctl *c, struct ctl_json *j, const char *bdf, const struct ctl_pci *p,
+		const char *override, const char *fallback)
+{
+	char path[CTL_PATH], err[400];
+	const char *step = "driver_override";
+	ctl_dev_path(c, bdf, "driver_override", path, sizeof(path));
+	int rc = ctl_write_attr(c, path, override);
+	if (rc == 0 && p->driver[0]) {
+		step = "unbind";
+		ctl_dev_path(c, bdf, "driver/unbind", path, sizeof(path));
+		rc = ctl_write_attr(c, path, bdf);
+	}
+	if (rc == 0) {
+		step = "drivers_probe";
+		snprintf(path, sizeof(path), "%s/bus/pci/drivers_probe", c->sys);
+		rc = ctl_write_attr(c, path, bdf);
+		if (rc != 0 && fallback) {
+			snprintf(path, sizeof(path), "%s/bus/pci/drivers/%s/bind", c->sys, fallback);
+			rc = ctl_write_attr(c, path, bdf);
+		}
+	}
+	if (rc != 0) {
+		snprintf(err, sizeof(err), "writing %s failed: %s%s", step, strerror(-rc),
+			 rc == -EACCES || rc == -EPERM ? " (run as root)" : "");
+		report(c, j, bdf, "failed", p->driver, p, err);
+	}
+	return rc;
+}
+
 static int bind_one(struct ctl *c, struct ctl_json *j, const char *bdf, const struct opts *o)
 {
 	char path[CTL_PATH], why[256], err[400];
@@ -253,29 +288,9 @@ static int bind_one(struct ctl *c, struct ctl_json *j, const char *bdf, const st
 		return CTL_EBUSY;
 	}
 	remember(c, &p);
-	const char *step = "driver_override";
-	ctl_dev_path(c, bdf, "driver_override", path, sizeof(path));
-	rc = ctl_write_attr(c, path, o->driver);
-	if (rc == 0 && p.driver[0]) {
-		step = "unbind";
-		ctl_dev_path(c, bdf, "driver/unbind", path, sizeof(path));
-		rc = ctl_write_attr(c, path, bdf);
-	}
-	if (rc == 0) {
-		step = "drivers_probe";
-		snprintf(path, sizeof(path), "%s/bus/pci/drivers_probe", c->sys);
-		rc = ctl_write_attr(c, path, bdf);
-		if (rc != 0) { /* old kernels: bind by hand */
-			snprintf(path, sizeof(path), "%s/bus/pci/drivers/%s/bind", c->sys, o->driver);
-			rc = ctl_write_attr(c, path, bdf);
-		}
-	}
-	if (rc != 0) {
-		snprintf(err, sizeof(err), "writing %s failed: %s%s", step, strerror(-rc),
-			 rc == -EACCES || rc == -EPERM ? " (run as root)" : "");
-		report(c, j, bdf, "failed", p.driver, &p, err);
+	rc = move(c, j, bdf, &p, o->driver, o->driver);
+	if (rc != 0)
 		return ctl_errno_code(rc);
-	}
 	if (!wait_for(c, bdf, o->driver, &now)) {
 		/* best effort: let the kernel give it back to its own driver */
 		ctl_dev_path(c, bdf, "driver_override", path, sizeof(path));
@@ -316,25 +331,9 @@ static int unbind_one(struct ctl *c, struct ctl_json *j, const char *bdf, const 
 	state_path(c, bdf, path, sizeof(path));
 	known = ctl_read_attr(path, orig, sizeof(orig)) == 0;
 
-	const char *step = "driver_override";
-	ctl_dev_path(c, bdf, "driver_override", path, sizeof(path));
-	rc = ctl_write_attr(c, path, "\n"); /* an empty line clears it */
-	if (rc == 0 && p.driver[0]) {
-		step = "unbind";
-		ctl_dev_path(c, bdf, "driver/unbind", path, sizeof(path));
-		rc = ctl_write_attr(c, path, bdf);
-	}
-	if (rc == 0) {
-		step = "drivers_probe";
-		snprintf(path, sizeof(path), "%s/bus/pci/drivers_probe", c->sys);
-		rc = ctl_write_attr(c, path, bdf);
-	}
-	if (rc != 0) {
-		snprintf(err, sizeof(err), "writing %s failed: %s%s", step, strerror(-rc),
-			 rc == -EACCES || rc == -EPERM ? " (run as root)" : "");
-		report(c, j, bdf, "failed", p.driver, &p, err);
+	rc = move(c, j, bdf, &p, "\n", NULL); /* an empty line clears driver_override */
+	if (rc != 0)
 		return ctl_errno_code(rc);
-	}
 	/* A device that had no driver before bind may stay without one. */
 	if (!known || orig[0])
 		wait_for(c, bdf, known ? orig : NULL, &now);
