@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "iommu/domain.h"
+#include "util/bits.h"
 #include "util/log.h"
 #include "util/sys.h"
 #include "vfdma/dirty.h"
@@ -372,8 +373,10 @@ int64_t vfdma_dirty_sync(struct vfdma_dirty *log, uint64_t iova, uint64_t len,
 				uint64_t b = bits[w];
 				if (n - w * 64 < 64)
 					b &= (1ull << (n - w * 64)) - 1;
+				if (!b)
+					continue;
 				bitmap[off / 64 + w] |= b;
-				reported += __builtin_popcountll(b);
+				reported += vfd_popcount64(b);
 			}
 			continue;
 		}
