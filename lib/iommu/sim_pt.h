@@ -3,8 +3,10 @@
  * The sim backend's IOMMU: a software page table shaped like x86-64 second
  * stage tables (512 entries a level, 4 KiB leaves, 2 MiB and 1 GiB block
  * leaves), an IOTLB per DMA engine that keeps using a translation until it is
- * invalidated, accessed/dirty bits set by the DMA engine, permission checks,
- * and a fault log.  Software devices read and write memory through a DMA
+ * invalidated, accessed bits in the entries and dirty bits in a vector at
+ * the end of each table page (one bit per entry, 64 to a word, so a sync
+ * reads and clears 64 leaves at once) set by the DMA engine, permission
+ * checks, and a fault log.  Software devices read and write memory through a DMA
  * engine (vfd_simdma_*), exactly as a device would through an IOMMU.
  *
  * "Physical" addresses are this process's virtual addresses: a leaf maps an
@@ -13,9 +15,10 @@
  * Concurrency: map, unmap, split, merge and dirty reads change the table and
  * are serialised by the caller (the domain lock); DMA engines walk the table
  * without locks, from any thread, at the same time.  Entries are updated
- * with atomic operations; an engine sets A/D bits with compare-and-swap on
- * the exact entry it translated through, so it never writes a bit into an
- * entry that was replaced.  Table pages that leave the tree are not reused
+ * with atomic operations; an engine sets A with compare-and-swap on the
+ * exact entry it translated through, and after setting a dirty bit checks
+ * that the entry it was set for is still in place (else sets it again where
+ * the page is mapped now), so no write's dirty bit is lost to a split.  Table pages that leave the tree are not reused
  * until every engine that might still be walking them has finished its
  * current access (a small epoch scheme).
  *
@@ -92,7 +95,7 @@ void *vfd_simpt_lookup(struct vfd_simpt *pt, uint64_t iova, uint64_t *leaf_size,
 /*
  * Split every block leaf in [iova, iova + size) into 4 KiB leaves.  Each
  * small leaf inherits the block's output address, protection, and its
- * accessed and dirty bits at the moment the block was replaced, so no
+ * accessed and dirty bits as they are once the block was replaced, so no
  * dirty state is lost.  Returns the number of blocks split, or -ENOMEM
  * (blocks split before the failure stay split, which is still correct).
  */
@@ -111,7 +114,8 @@ int vfd_simpt_merge(struct vfd_simpt *pt, uint64_t iova, uint64_t size);
  * at 4 KiB granularity into @bitmap (bit i = page iova + i * 4 KiB), OR-ed
  * into what is there (@bitmap may be NULL: only count, and clear).  A block
  * leaf reports all its pages in the range.
- * With @clear, dirty bits are cleared atomically as they are read.  Engines
+ * With @clear, dirty bits are cleared atomically as they are read (64
+ * leaves of a table per atomic exchange).  Engines
  * never cache dirty bits in their IOTLB, so a write that races with the
  * clear is reported now or in the next read, never lost.  Returns the
  * number of dirty leaves seen.
