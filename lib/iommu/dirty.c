@@ -330,6 +330,32 @@ void vfd_dirty_keep(struct vfdma_domain *dom, uint64_t iova, uint64_t npages,
 					      "kernel reported; they may go unreported");
 }
 
+/*
+ * OR the first @n bits of @bits into @dst; returns how many were set.  Most
+ * words are zero in a sync: test eight at a time.
+ */
+static int64_t fold_words(uint64_t *dst, uint64_t *bits, uint64_t n)
+{
+	int64_t set = 0;
+	if (n % 64)
+		bits[n / 64] &= (1ull << (n % 64)) - 1;
+	uint64_t words = (n + 63) / 64;
+	for (uint64_t w = 0; w < words; w += 8) {
+		uint64_t end = w + 8 < words ? w + 8 : words, any = 0;
+		for (uint64_t k = w; k < end; k++)
+			any |= bits[k];
+		if (!any)
+			continue;
+		for (uint64_t k = w; k < end; k++) {
+			if (!bits[k])
+				continue;
+			dst[k] |= bits[k];
+			set += vfd_popcount64(bits[k]);
+		}
+	}
+	return set;
+}
+
 int64_t vfdma_dirty_sync(struct vfdma_dirty *log, uint64_t iova, uint64_t len,
 			 uint64_t *bitmap, unsigned int flags)
 {
@@ -369,15 +395,7 @@ int64_t vfdma_dirty_sync(struct vfdma_dirty *log, uint64_t iova, uint64_t len,
 		 * (window and offset are multiples of 64 pages): OR them.
 		 */
 		if (per == 1 && !(off % 64)) {
-			for (uint64_t w = 0; w < (n + 63) / 64; w++) {
-				uint64_t b = bits[w];
-				if (n - w * 64 < 64)
-					b &= (1ull << (n - w * 64)) - 1;
-				if (!b)
-					continue;
-				bitmap[off / 64 + w] |= b;
-				reported += vfd_popcount64(b);
-			}
+			reported += fold_words(bitmap + off / 64, bits, n);
 			continue;
 		}
 		for (uint64_t g = 0; g < n / per; g++) {
