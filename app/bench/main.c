@@ -15,7 +15,7 @@ static const struct {
 } cmds[] = {
 	{ "iova", bench_iova, "IOVA allocator: cached pairs, fragmented space, 32-bit limit, memory" },
 	{ "dma", bench_dma, "DMA memory: translation hit, mapping-cache hit (syscalls counted), pool pairs, metadata per mapping" },
-	{ "dirty", bench_dirty, "dirty logs (sim): sync cost per GiB tracked at 4 KiB, precision with and without split" },
+	{ "dirty", bench_dirty, "dirty logs (sim, or --backend iommufd-mock): sync cost per GiB tracked at 4 KiB, precision with and without split" },
 	{ "map", bench_map, "mapping: 1 GiB of 2 MiB pages (kernel calls, time), 4 KiB map+unmap pairs strict/deferred" },
 };
 
