@@ -83,7 +83,11 @@ struct vfdma_iova_range {
 	uint64_t last;  /**< highest usable address */
 };
 
-/** Flag for vfdma_iova_space_create(): no per-thread caches (exact placement). */
+/**
+ * Flag for vfdma_iova_space_create(): no per-thread caches (exact placement).
+ * Every free then goes to the tree, which validates it, and the space keeps
+ * no live map (VFDMA_IOVA_BYTEMAP has no effect).
+ */
 #define VFDMA_IOVA_NOCACHE (1u << 0)
 
 /**

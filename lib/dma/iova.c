@@ -214,7 +214,7 @@ static int tree_alloc(struct vfdma_iova_space *sp, const struct vfd_ifit *q, int
 		goto out;
 	_Atomic uint8_t *b = NULL;
 	uint8_t mask = 0;
-	if (k >= 0) {
+	if (k >= 0 && !sp->nocache) {
 		b = vfd_livemap_make(&sp->live[k], live_index(sp, (unsigned)k, *pfn, &mask));
 		if (!b) {
 			vfd_itree_unprepare(&sp->tree, grew);
@@ -366,18 +366,12 @@ int vfdma_iova_free(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
 		return -ENOENT;
 	unsigned k = n <= VFDMA_IOVA_CACHED_MAX ? small_order[n] : 0;
 	uint64_t c = n <= VFDMA_IOVA_CACHED_MAX ? UINT64_C(1) << k : 0;
-	if (c && !(pfn & (c - 1))) {
+	if (c && !(pfn & (c - 1)) && !sp->nocache) {
 		uint8_t mask;
 		uint64_t idx = live_index(sp, k, pfn, &mask);
 		_Atomic uint8_t *b = vfd_iova_live_byte(sp, k, idx);
 		if (b && clear_live(b, mask)) {
-			if (!sp->nocache) {
-				vfd_iova_cache_put(sp, k, pfn);
-				return 0;
-			}
-			pthread_mutex_lock(&sp->lock);
-			vfd_iova_release_locked(sp, pfn, k);
-			pthread_mutex_unlock(&sp->lock);
+			vfd_iova_cache_put(sp, k, pfn);
 			return 0;
 		}
 	}
@@ -387,15 +381,16 @@ int vfdma_iova_free(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
 		rc = -ENOENT;
 	} else if (kind == VFD_IK_RESV) {
 		rc = -EPERM;
-	} else if (kind == VFD_IK_FAST) {
-		/* the user's copy is gone (cached, or being freed): double free */
+	} else if (kind == VFD_IK_FAST && (!sp->nocache || c != have)) {
+		/* with caches, the user's copy is gone (cached, or being freed):
+		 * a double free; without, every small block in the tree is live */
 		rc = c == have ? -ENOENT : -EMSGSIZE;
-	} else if (have != n) {
+	} else if (kind != VFD_IK_FAST && have != n) {
 		rc = -EMSGSIZE;
 	} else {
 		vfd_itree_remove(&sp->tree, pfn);
 		sp->nr_busy--;
-		sp->busy_pages -= n;
+		sp->busy_pages -= have;
 		rc = 0;
 	}
 	pthread_mutex_unlock(&sp->lock);
