@@ -23,7 +23,9 @@
  * only the current node), and the grandchildren's indices as a prefetch
  * hint, so that a descent's cache misses overlap two levels deep.  The
  * entries sit in a separate array (256 bytes per node) and are read only in
- * the node where a descent ends; the headers stay dense (about 7.7 MB at a
+ * the node where a descent ends (near the bottom of the tree a descent
+ * prefetches runs along with headers, so that the last run is not a miss in
+ * series of its own); the headers stay dense (about 7.7 MB at a
  * million fragmented blocks, where one-entry nodes took 32-64 MB).
  *
  * Nodes are addressed by 32-bit indices into two parallel arrays that grow
@@ -81,6 +83,9 @@ struct vfd_itree {
 	uint32_t root;
 	uint32_t last;       /* the highest node (its last entry is the anchor), 0 while empty */
 	uint32_t nodes_live; /* nodes in the tree */
+	/* Depth from which a descent also prefetches the runs of the nodes it
+	 * prefetches: about where descents end (see descend_step()). */
+	uint32_t run_pf_depth;
 	uint64_t entries;    /* entries in the tree, reserved ones and the anchor included */
 	/*
 	 * Where the last search put a block, for the insertion that follows it:

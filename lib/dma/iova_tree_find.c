@@ -184,7 +184,7 @@ static bool search_exact(struct vfd_itree *t, const struct fit *f, struct ent *e
 		t->hint.path[d++] = h;
 		if (!r && exact_can(f, n->own))
 			break;
-		h = descend_step(t, n, r);
+		h = descend_step(t, n, r, d);
 	}
 	/* the highest fitting entry of the run: a mask, no branch per entry */
 	const struct vfd_irun *run = R(t, h);

@@ -95,11 +95,17 @@ struct path {
 };
 
 /*
- * One step down from n (right or left): prefetch the two nodes below the
- * child from n's grandchild hints, so that the loads of a descent overlap
- * two levels deep, and refresh the hints if they are stale.
+ * One step down from n, which is at depth d - 1 (right or left): prefetch
+ * the two nodes below the child from n's grandchild hints, so that the loads
+ * of a descent overlap two levels deep, and refresh the hints if they are
+ * stale.  Where those two are about as deep as descents end, prefetch the
+ * first line of each half of their runs too: the run of the node where a
+ * descent stops is then on its way already instead of being one more miss
+ * in series (in a large tree, runs are rarely in cache).  Higher up, runs
+ * would be wasted traffic.
  */
-static inline uint32_t descend_step(const struct vfd_itree *t, struct vfd_inode *n, bool right)
+static inline uint32_t descend_step(const struct vfd_itree *t, struct vfd_inode *n, bool right,
+				    int d)
 {
 	/* selected by arithmetic, not a branch: the direction is random */
 	uint32_t c = n->left ^ ((n->left ^ n->right) & -(uint32_t)right);
@@ -107,6 +113,12 @@ static inline uint32_t descend_step(const struct vfd_itree *t, struct vfd_inode 
 
 	__builtin_prefetch(N(t, g[0]));
 	__builtin_prefetch(N(t, g[1]));
+	if ((uint32_t)d + 1 >= t->run_pf_depth) {
+		__builtin_prefetch(R(t, g[0])->w0);
+		__builtin_prefetch(R(t, g[0])->w1);
+		__builtin_prefetch(R(t, g[1])->w0);
+		__builtin_prefetch(R(t, g[1])->w1);
+	}
 	const struct vfd_inode *cn = N(t, c);
 	if (__builtin_expect(c && (g[0] != cn->left || g[1] != cn->right), 0)) {
 		g[0] = cn->left;
@@ -131,7 +143,7 @@ static inline void descend(const struct vfd_itree *t, uint64_t pfn, struct path 
 		else
 			p->is = p->d;
 		p->d++;
-		h = descend_step(t, n, right);
+		h = descend_step(t, n, right, p->d);
 	}
 }
 
