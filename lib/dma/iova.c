@@ -189,14 +189,7 @@ static void mark_live(struct vfdma_iova_space *sp, unsigned k, uint64_t pfn)
 /* Clear a live mark; false if it was not set (never allocated, freed). */
 static inline bool clear_live(_Atomic uint8_t *b, uint8_t mask)
 {
-	uint8_t v = atomic_load_explicit(b, memory_order_relaxed);
-
-	while (v & mask) {
-		if (atomic_compare_exchange_weak_explicit(b, &v, v & (uint8_t)~mask,
-							  memory_order_acq_rel, memory_order_relaxed))
-			return true;
-	}
-	return false;
+	return atomic_fetch_and_explicit(b, (uint8_t)~mask, memory_order_acq_rel) & mask;
 }
 
 static int tree_alloc(struct vfdma_iova_space *sp, const struct vfd_ifit *q, int k,
