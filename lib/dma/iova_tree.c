@@ -403,55 +403,51 @@ static void overfull(const struct vfd_irun *xr, unsigned i, uint64_t w0, uint64_
 }
 
 /*
- * The node before (or after) path[ix] in order if it is an ancestor, which
- * is when path[ix] has no child on that side: its path index, else -1.
- */
-static int ancestor_neighbour(const struct vfd_itree *t, const uint32_t *path, int ix, bool next)
-{
-	if (next ? N(t, path[ix])->right : N(t, path[ix])->left)
-		return -1;
-	for (int k = ix; k > 0; k--)
-		if ((next ? N(t, path[k - 1])->left : N(t, path[k - 1])->right) == path[k])
-			return k - 1;
-	return -1;
-}
-
-/*
- * Node x (path[ix]) is full and entry (w0, w1) goes at index i: of the
- * VFD_IRUN + 1 entries, x keeps the first l and a new node, a red leaf next
- * to x in order, takes the rest.  Where the entry lands at an edge of the
- * run, the split is at the entry, so that a run of allocations in one
- * direction (the placement rule fills gaps from the top) leaves full nodes
- * behind; elsewhere it is in the middle.
+ * Node x (path[ix]) is full and entry (w0, w1) goes at index i: the
+ * VFD_IRUN + 1 entries are cut after the first l, and a new node m, a red
+ * leaf next to x in order, takes one side.  Where the entry lands at an
+ * edge of the run, the cut is at the entry, so that a run of allocations in
+ * one direction (the placement rule fills gaps from the top) leaves full
+ * nodes behind; elsewhere it is in the middle.  m hangs where x has no
+ * child if it can: as x's right child with the upper part, or as its left
+ * child with the lower part; only when x has both does m go below the
+ * leftmost node of x's right subtree, a walk down headers that in a large
+ * tree are likely not in cache.
  */
 static void split(struct vfd_itree *t, struct path *p, int ix, unsigned i, uint64_t w0,
 		  uint64_t w1)
 {
 	uint32_t x = p->n[ix], m = node_get(t); /* prepared: nothing moves */
 	struct vfd_inode *xn = N(t, x), *mn = N(t, m);
-	struct vfd_irun *xr = R(t, x), *mr = R(t, m);
 	uint64_t v0[VFD_IRUN + 1], v1[VFD_IRUN + 1];
 	unsigned l = i <= 1 ? i + 1 : i >= VFD_IRUN - 1 ? i : (VFD_IRUN + 1) / 2;
+	bool before = xn->right && !xn->left;
+	uint32_t lo = before ? m : x, hi = before ? x : m;
 
-	overfull(xr, i, w0, w1, v0, v1);
-	memcpy(xr->w0, v0, l * sizeof(v0[0]));
-	memcpy(xr->w1, v1, l * sizeof(v1[0]));
-	memcpy(mr->w0, &v0[l], (VFD_IRUN + 1 - l) * sizeof(v0[0]));
-	memcpy(mr->w1, &v1[l], (VFD_IRUN + 1 - l) * sizeof(v1[0]));
-	xn->cnt = (uint8_t)l;
-	mn->cnt = (uint8_t)(VFD_IRUN + 1 - l);
-	xn->key = e_start(xr, 0);
-	mn->key = e_start(mr, 0);
+	overfull(R(t, x), i, w0, w1, v0, v1);
+	memcpy(R(t, lo)->w0, v0, l * sizeof(v0[0]));
+	memcpy(R(t, lo)->w1, v1, l * sizeof(v1[0]));
+	memcpy(R(t, hi)->w0, &v0[l], (VFD_IRUN + 1 - l) * sizeof(v0[0]));
+	memcpy(R(t, hi)->w1, &v1[l], (VFD_IRUN + 1 - l) * sizeof(v1[0]));
+	N(t, lo)->cnt = (uint8_t)l;
+	N(t, hi)->cnt = (uint8_t)(VFD_IRUN + 1 - l);
+	xn->key = e_start(R(t, x), 0);
+	mn->key = e_start(R(t, m), 0);
 	own_update(t, x);
 	own_update(t, m);
 	mn->red = 1;
-	if (t->last == x)
+	if (t->last == x && !before)
 		t->last = m;
+	if (before)
+		t->stats.splits_before++;
+	else
+		t->stats.splits++;
 
-	/* Hang m as x's in-order successor, extending the path below x. */
 	int d = ix + 1;
 	uint32_t c = xn->right;
-	if (!c) {
+	if (before) {
+		xn->left = m;
+	} else if (!c) {
 		xn->right = m;
 	} else {
 		p->n[d++] = c;
@@ -499,6 +495,7 @@ static void overflow(struct vfd_itree *t, struct path *p, int ix, unsigned i, ui
 		}
 		own_update(t, x);
 		own_update(t, nb);
+		t->stats.passes++;
 		propagate(t, p->n, ix, k);
 		return;
 	}
@@ -587,6 +584,7 @@ static void merge(struct vfd_itree *t, struct path *p, int ic, int is)
 	own_update(t, keep);
 	if (t->last == r)
 		t->last = keep;
+	t->stats.merges++;
 
 	struct vfd_inode *rn = N(t, r);
 	uint32_t ch = rn->left ? rn->left : rn->right;

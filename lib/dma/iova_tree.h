@@ -87,6 +87,13 @@ struct vfd_itree {
 	 * prefetches: about where descents end (see descend_step()). */
 	uint32_t run_pf_depth;
 	uint64_t entries;    /* entries in the tree, reserved ones and the anchor included */
+	/* How often the rarer update paths ran (for tests and profiling). */
+	struct {
+		uint64_t passes;        /* a full node passed an entry to a neighbour */
+		uint64_t splits;        /* a full node split, the new node after it */
+		uint64_t splits_before; /* the same, the new node before it */
+		uint64_t merges;        /* a node merged into its successor */
+	} stats;
 	/*
 	 * Where the last search put a block, for the insertion that follows it:
 	 * the path from the root to the node holding the entry that owns the

@@ -227,6 +227,8 @@ static bool phase(struct fit *f, const struct ent *yb, bool unbounded, uint64_t 
 	}
 	*pfn = (e_start(R(t, e.n), e.j) - f->s) & ~(f->a - 1);
 	t->hint.pfn = *pfn;
+	if (N(t, e.n)->cnt == VFD_IRUN)
+		prefetch_overflow(t, t->hint.path, t->hint.depth - 1);
 	return true;
 }
 

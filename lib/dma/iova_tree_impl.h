@@ -174,4 +174,50 @@ static inline void locate(const struct vfd_itree *t, uint64_t pfn, struct path *
 	}
 }
 
+/*
+ * The node before (or after) path[ix] in order if it is an ancestor, which
+ * is when path[ix] has no child on that side: its path index, else -1.
+ */
+static inline int ancestor_neighbour(const struct vfd_itree *t, const uint32_t *path, int ix,
+				     bool next)
+{
+	if (next ? N(t, path[ix])->right : N(t, path[ix])->left)
+		return -1;
+	for (int k = ix; k > 0; k--)
+		if ((next ? N(t, path[k - 1])->left : N(t, path[k - 1])->right) == path[k])
+			return k - 1;
+	return -1;
+}
+
+/*
+ * An insertion will go into node path[ix], which is full: fetch what the
+ * overflow will write while the insertion starts, so that its misses
+ * overlap instead of coming one after the other: the run of the ancestor
+ * neighbour that will take an entry (see overflow()), else the header and
+ * run of the node a split will take.
+ */
+static inline void prefetch_overflow(const struct vfd_itree *t, const uint32_t *path, int ix)
+{
+	for (int next = 0; next < 2; next++) {
+		int k = ancestor_neighbour(t, path, ix, next);
+		if (k >= 0 && N(t, path[k])->cnt < VFD_IRUN) {
+			const struct vfd_irun *r = R(t, path[k]);
+			for (size_t off = 0; off < sizeof(r->w0); off += 64) {
+				__builtin_prefetch((const char *)r->w0 + off, 1);
+				__builtin_prefetch((const char *)r->w1 + off, 1);
+			}
+			return;
+		}
+	}
+	uint32_t m = t->free_head ? t->free_head : t->next_fresh;
+	if (m < t->cap) {
+		const struct vfd_irun *r = R(t, m);
+		__builtin_prefetch(N(t, m), 1);
+		for (size_t off = 0; off < sizeof(r->w0); off += 64) {
+			__builtin_prefetch((const char *)r->w0 + off, 1);
+			__builtin_prefetch((const char *)r->w1 + off, 1);
+		}
+	}
+}
+
 #endif

@@ -362,3 +362,54 @@ TEST(IovaTree, LargeFragmentedChurn)
 	fprintf(stderr, "[  TREE    ] %zu blocks in %u nodes\n", tr.model.m.size(),
 		tr.t.nodes_live);
 }
+
+// What the allocator does to the tree, the highest fit for random sizes
+// and frees at random, with enough blocks that every update path runs:
+// passes to a neighbour, splits with the new node on either side of the
+// full one, merges.  Checked every few hundred operations, and the paths
+// counted, so that a change that stops exercising one shows here.
+TEST(IovaTree, PlacementChurnEveryUpdatePath)
+{
+	uint64_t seed = vfdma_test_seed("IovaTree.PlacementChurnEveryUpdatePath");
+	std::mt19937_64 rng(seed);
+	Tree tr(1ull << 30);
+	const uint64_t n = 3000, churn = 60000;
+	std::vector<uint64_t> live;
+	const char *what = "ok";
+
+	auto alloc = [&]() {
+		uint64_t s = 1 + rng() % 64, at = 0;
+		vfd_ifit q = { s, 1, tr.model.end - 1 };
+		ASSERT_EQ(vfd_itree_find_fit(&tr.t, &q, &at), 0);
+		tr.insert(at, s, VFD_IK_ALLOC); /* follows the search's path */
+		live.push_back(at);
+	};
+	auto release = [&]() {
+		size_t j = rng() % live.size();
+		tr.remove(live[j]);
+		live[j] = live.back();
+		live.pop_back();
+	};
+	for (uint64_t i = 0; i < 2 * n; i++)
+		alloc();
+	for (uint64_t i = 0; i < n; i++)
+		release();
+	ASSERT_TRUE(tr.same(rng, &what)) << what;
+	for (uint64_t op = 0; op < churn; op++) {
+		alloc();
+		release();
+		if (op % 401 == 0 && !tr.same(rng, &what))
+			FAIL() << "op " << op << ": " << what;
+	}
+	ASSERT_TRUE(tr.same(rng, &what)) << what;
+	const auto &st = tr.t.stats;
+	fprintf(stderr, "[  TREE    ] %zu blocks in %u nodes; %llu passes, %llu splits after, "
+			"%llu before, %llu merges\n",
+		live.size(), tr.t.nodes_live, (unsigned long long)st.passes,
+		(unsigned long long)st.splits, (unsigned long long)st.splits_before,
+		(unsigned long long)st.merges);
+	EXPECT_GT(st.passes, 0u);
+	EXPECT_GT(st.splits, 0u);
+	EXPECT_GT(st.splits_before, 0u);
+	EXPECT_GT(st.merges, 0u);
+}
