@@ -109,6 +109,8 @@ struct vfdma_iova_space *vfdma_iova_space_create(uint64_t granule,
 	}
 	sp->nranges = n;
 	sp->end_pfn = sp->ranges[n - 1].hi;
+	sp->cached_bytes = sp->nocache || shift > 58 ? 0 : (uint64_t)VFDMA_IOVA_CACHED_MAX << shift;
+	sp->limit_all = (sp->end_pfn << shift) - 1; /* wraps to UINT64_MAX at 2^64 */
 	if (vfd_itree_init(&sp->tree))
 		goto nomem;
 	/* The anchor first, then the holes below and between the ranges. */
@@ -227,8 +229,93 @@ out:
 	return rc;
 }
 
-int vfdma_iova_alloc(struct vfdma_iova_space *sp, uint64_t size, uint64_t align,
-		     uint64_t limit, uint64_t *iova)
+/*
+ * The fast paths of cached sizes, for the usual call: valid arguments, no
+ * limit below the top of the space, this thread's slot and live-map leaf
+ * already at hand in its thread-local shortcuts.  They decide with a few
+ * compares and read nothing the general path would not; on any doubt (an
+ * argument to check, a limit, a shortcut to set up, an empty or full
+ * magazine, a free the live map does not confirm) they return false before
+ * changing anything, and the general path below does the whole job.
+ */
+
+/* The live byte of block pfn of class k from the thread's leaf shortcut, or
+ * NULL if the shortcut is for another leaf (t is for sp). */
+static inline _Atomic uint8_t *live_byte_fast(const struct vfdma_iova_space *sp,
+					      const struct vfd_iova_tls *t, unsigned k,
+					      uint64_t pfn, uint8_t *mask)
+{
+	uint64_t idx = live_index(sp, k, pfn, mask);
+
+	if (__builtin_expect(t->tag[k] != idx >> VFD_LIVE_LEAF_BITS, 0))
+		return NULL;
+	return t->leaf[k] + vfd_livemap_pos(idx);
+}
+
+static inline bool alloc_fast(struct vfdma_iova_space *sp, uint64_t size, uint64_t align,
+			      uint64_t limit, uint64_t *iova)
+{
+	struct vfd_iova_tls *t = &vfd_iova_tls;
+
+	/* size in [1, cached_bytes] (none without caches), align a power of
+	 * two from the granule up to the block size, no limit */
+	if (size - 1 >= sp->cached_bytes || (align & (align - 1)) || align < sp->granule ||
+	    limit < sp->limit_all)
+		return false;
+	unsigned k = small_order[(size + sp->granule - 1) >> sp->shift];
+	struct vfd_islot *sl = t->slot;
+	if (align > sp->granule << k || t->id != sp->id || !sl)
+		return false;
+
+	vfd_slot_lock(sl);
+	struct vfd_mag *m = sl->cur[k];
+	if (__builtin_expect(!m->n, 0)) {
+		vfd_slot_unlock(sl);
+		return false;
+	}
+	uint64_t pfn = m->pfn[--m->n];
+	vfd_slot_unlock(sl);
+	/* every block below the anchor fits a limit of limit_all */
+	uint8_t mask;
+	_Atomic uint8_t *b = live_byte_fast(sp, t, k, pfn, &mask);
+	if (__builtin_expect(!b, 0))
+		b = vfd_iova_live_byte(sp, k, live_index(sp, k, pfn, &mask)); /* exists */
+	set_live(sp, b, mask);
+	*iova = pfn << sp->shift;
+	return true;
+}
+
+static inline bool free_fast(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
+{
+	struct vfd_iova_tls *t = &vfd_iova_tls;
+
+	if (size - 1 >= sp->cached_bytes)
+		return false;
+	unsigned k = small_order[(size + sp->granule - 1) >> sp->shift];
+	struct vfd_islot *sl = t->slot;
+	/* aligned to its block (so to the granule); an address past the end
+	 * has no live mark, which sends it to the general path */
+	if ((iova & ((sp->granule << k) - 1)) || t->id != sp->id || !sl)
+		return false;
+	uint64_t pfn = iova >> sp->shift;
+	uint8_t mask;
+	_Atomic uint8_t *b = live_byte_fast(sp, t, k, pfn, &mask);
+	if (!b || !clear_live(b, mask))
+		return false;
+
+	vfd_slot_lock(sl);
+	struct vfd_mag *m = sl->cur[k];
+	if (__builtin_expect(m->n < VFD_MAG_SIZE, 1)) {
+		m->pfn[m->n++] = pfn;
+		vfd_slot_unlock(sl);
+	} else {
+		vfd_iova_cache_put_slow(sp, sl, k, pfn); /* unlocks */
+	}
+	return true;
+}
+
+static __attribute__((noinline)) int alloc_general(struct vfdma_iova_space *sp, uint64_t size, uint64_t align,
+			 uint64_t limit, uint64_t *iova)
 {
 	struct vfd_ifit q;
 	uint64_t pfn;
@@ -347,7 +434,7 @@ void vfd_iova_release_locked(struct vfdma_iova_space *sp, uint64_t pfn, unsigned
 	sp->busy_pages -= UINT64_C(1) << k;
 }
 
-int vfdma_iova_free(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
+static __attribute__((noinline)) int free_general(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
 {
 	uint64_t pfn, n, have;
 	enum vfd_ikind kind;
@@ -388,6 +475,21 @@ int vfdma_iova_free(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
 	}
 	pthread_mutex_unlock(&sp->lock);
 	return rc;
+}
+
+int vfdma_iova_alloc(struct vfdma_iova_space *sp, uint64_t size, uint64_t align,
+		     uint64_t limit, uint64_t *iova)
+{
+	if (__builtin_expect(sp && iova && alloc_fast(sp, size, align, limit, iova), 1))
+		return 0;
+	return alloc_general(sp, size, align, limit, iova);
+}
+
+int vfdma_iova_free(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
+{
+	if (__builtin_expect(sp && free_fast(sp, iova, size), 1))
+		return 0;
+	return free_general(sp, iova, size);
 }
 
 int vfdma_iova_flush(struct vfdma_iova_space *sp)

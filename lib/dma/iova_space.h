@@ -56,6 +56,10 @@ struct vfdma_iova_space {
 	unsigned shift;
 	bool nocache;
 	bool compact; /* live map: a bit per block (default) or a byte (BYTEMAP) */
+	/* For the fast paths: sizes up to this many bytes are cached (0 without
+	 * caches), and a limit at or above limit_all bounds nothing. */
+	uint64_t cached_bytes;
+	uint64_t limit_all;
 	uint64_t end_pfn; /* one past the highest usable page: the anchor */
 	uint64_t usable_pages;
 	struct vfd_prange *ranges;

@@ -344,6 +344,68 @@ TEST(Iova, CachedBlocksHonourTheLimit)
 	EXPECT_EQ(stats(sp).cached, 2u);
 }
 
+// The cached fast path takes only what it can decide alone; each of these
+// must go to the general path and get its answer there.
+TEST(Iova, CachedFastPathEdges)
+{
+	const uint64_t top = (1ull << 39) - G;
+	Space sp(G, x86_ranges(), 0);
+	uint64_t a, b;
+	ASSERT_NE(sp.sp, nullptr);
+	ASSERT_EQ(vfdma_iova_alloc(sp, G, G, ~0ull, &a), 0);
+	ASSERT_EQ(a, top);
+	ASSERT_EQ(vfdma_iova_free(sp, a, G), 0); // cached: the top page
+	// a limit one byte or one page short of the top bounds the cache too
+	ASSERT_EQ(vfdma_iova_alloc(sp, G, G, (1ull << 39) - 2, &b), 0);
+	EXPECT_LT(b, top);
+	ASSERT_EQ(vfdma_iova_alloc(sp, G, G, top - 1, &a), 0);
+	EXPECT_LT(a, top);
+	EXPECT_NE(a, b);
+	// a limit at the very top does not
+	uint64_t c;
+	ASSERT_EQ(vfdma_iova_alloc(sp, G, G, (1ull << 39) - 1, &c), 0);
+	EXPECT_EQ(c, top);
+	EXPECT_EQ(vfdma_iova_free(sp, c, G), 0);
+	// an alignment above the block size is not served from the cache
+	ASSERT_EQ(vfdma_iova_alloc(sp, G, 4 * G, ~0ull, &c), 0);
+	EXPECT_EQ(c % (4 * G), 0u);
+	EXPECT_EQ(stats(sp).cached, 1u);
+	EXPECT_EQ(vfdma_iova_free(sp, c, G), 0);
+	// a size of the same class frees (3 pages round to 4); a bigger one does not
+	uint64_t d;
+	ASSERT_EQ(vfdma_iova_alloc(sp, 3 * G, G, ~0ull, &d), 0);
+	EXPECT_FAILS_UNCHANGED(sp, vfdma_iova_free(sp, d, 5 * G), EMSGSIZE);
+	EXPECT_FAILS_UNCHANGED(sp, vfdma_iova_free(sp, d + G, 3 * G), ENOENT); // inside the block
+	EXPECT_EQ(vfdma_iova_free(sp, d, 4 * G), 0);
+	EXPECT_FAILS_UNCHANGED(sp, vfdma_iova_free(sp, d, 3 * G), ENOENT);
+	// two spaces used in turn by one thread: each keeps its own blocks
+	Space sp2(G, x86_ranges(), 0);
+	ASSERT_NE(sp2.sp, nullptr);
+	uint64_t e, f;
+	ASSERT_EQ(vfdma_iova_alloc(sp2, G, G, ~0ull, &e), 0);
+	ASSERT_EQ(vfdma_iova_free(sp2, e, G), 0);
+	EXPECT_FAILS_UNCHANGED(sp, vfdma_iova_free(sp, e, G), ENOENT); // sp's top is cached
+	ASSERT_EQ(vfdma_iova_alloc(sp, G, G, ~0ull, &f), 0);
+	EXPECT_FAILS_UNCHANGED(sp2, vfdma_iova_free(sp2, e, G), ENOENT);
+	EXPECT_EQ(vfdma_iova_free(sp, f, G), 0);
+	EXPECT_EQ(vfdma_iova_free(sp, a, G), 0);
+	EXPECT_EQ(vfdma_iova_free(sp, b, G), 0);
+	EXPECT_EQ(vfdma_iova_flush(sp), 0);
+	vfdma_iova_stats st = stats(sp);
+	EXPECT_EQ(st.allocs, 0u);
+	EXPECT_EQ(st.free_bytes, st.usable_bytes);
+	check_tree(sp);
+	// the whole 64-bit space: no limit is above its top
+	Space all(G, { { 0, ~0ull } }, 0);
+	ASSERT_NE(all.sp, nullptr);
+	ASSERT_EQ(vfdma_iova_alloc(all, G, G, ~0ull, &a), 0);
+	ASSERT_EQ(vfdma_iova_free(all, a, G), 0);
+	ASSERT_EQ(vfdma_iova_alloc(all, G, G, ~0ull, &b), 0);
+	EXPECT_EQ(b, a);
+	EXPECT_EQ(stats(all).cached, 0u);
+	EXPECT_EQ(vfdma_iova_free(all, b, G), 0);
+}
+
 TEST(Iova, FixedAndReserve)
 {
 	Space sp(G, x86_ranges());
