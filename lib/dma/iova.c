@@ -12,11 +12,12 @@
 #include "util/log.h"
 #include "util/sys.h"
 
-/* Order of the power of two a small size (1..32 granules) rounds up to. */
-static const uint8_t small_order[VFDMA_IOVA_CACHED_MAX + 1] = {
-	0, 0, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4,
-	5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,
-};
+/* Order of the power of two that n granules (1..32) round up to: the bit
+ * length of n - 1 (arithmetic, not a table: one cache line fewer). */
+static inline unsigned order_of(uint64_t n)
+{
+	return n > 1 ? 64 - (unsigned)__builtin_clzll(n - 1) : 0;
+}
 
 static inline unsigned log2_of(uint64_t x)
 {
@@ -75,11 +76,12 @@ struct vfdma_iova_space *vfdma_iova_space_create(uint64_t granule,
 		}
 	}
 	shift = log2_of(granule);
-	sp = vfd_calloc(1, sizeof(*sp));
+	sp = vfd_aligned_alloc(64, sizeof(*sp)); /* the fast paths' fields in one line */
 	if (!sp) {
 		errno = ENOMEM;
 		return NULL;
 	}
+	memset(sp, 0, sizeof(*sp));
 	pthread_mutex_init(&sp->lock, NULL);
 	sp->id = atomic_fetch_add_explicit(&space_ids, 1, memory_order_relaxed) + 1;
 	sp->granule = granule;
@@ -252,68 +254,6 @@ static inline _Atomic uint8_t *live_byte_fast(const struct vfdma_iova_space *sp,
 	return t->leaf[k] + vfd_livemap_pos(idx);
 }
 
-static inline bool alloc_fast(struct vfdma_iova_space *sp, uint64_t size, uint64_t align,
-			      uint64_t limit, uint64_t *iova)
-{
-	struct vfd_iova_tls *t = &vfd_iova_tls;
-
-	/* size in [1, cached_bytes] (none without caches), align a power of
-	 * two from the granule up to the block size, no limit */
-	if (size - 1 >= sp->cached_bytes || (align & (align - 1)) || align < sp->granule ||
-	    limit < sp->limit_all)
-		return false;
-	unsigned k = small_order[(size + sp->granule - 1) >> sp->shift];
-	struct vfd_islot *sl = t->slot;
-	if (align > sp->granule << k || t->id != sp->id || !sl)
-		return false;
-
-	vfd_slot_lock(sl);
-	struct vfd_mag *m = sl->cur[k];
-	if (__builtin_expect(!m->n, 0)) {
-		vfd_slot_unlock(sl);
-		return false;
-	}
-	uint64_t pfn = m->pfn[--m->n];
-	vfd_slot_unlock(sl);
-	/* every block below the anchor fits a limit of limit_all */
-	uint8_t mask;
-	_Atomic uint8_t *b = live_byte_fast(sp, t, k, pfn, &mask);
-	if (__builtin_expect(!b, 0))
-		b = vfd_iova_live_byte(sp, k, live_index(sp, k, pfn, &mask)); /* exists */
-	set_live(sp, b, mask);
-	*iova = pfn << sp->shift;
-	return true;
-}
-
-static inline bool free_fast(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
-{
-	struct vfd_iova_tls *t = &vfd_iova_tls;
-
-	if (size - 1 >= sp->cached_bytes)
-		return false;
-	unsigned k = small_order[(size + sp->granule - 1) >> sp->shift];
-	struct vfd_islot *sl = t->slot;
-	/* aligned to its block (so to the granule); an address past the end
-	 * has no live mark, which sends it to the general path */
-	if ((iova & ((sp->granule << k) - 1)) || t->id != sp->id || !sl)
-		return false;
-	uint64_t pfn = iova >> sp->shift;
-	uint8_t mask;
-	_Atomic uint8_t *b = live_byte_fast(sp, t, k, pfn, &mask);
-	if (!b || !clear_live(b, mask))
-		return false;
-
-	vfd_slot_lock(sl);
-	struct vfd_mag *m = sl->cur[k];
-	if (__builtin_expect(m->n < VFD_MAG_SIZE, 1)) {
-		m->pfn[m->n++] = pfn;
-		vfd_slot_unlock(sl);
-	} else {
-		vfd_iova_cache_put_slow(sp, sl, k, pfn); /* unlocks */
-	}
-	return true;
-}
-
 static __attribute__((noinline)) int alloc_general(struct vfdma_iova_space *sp, uint64_t size, uint64_t align,
 			 uint64_t limit, uint64_t *iova)
 {
@@ -331,7 +271,7 @@ static __attribute__((noinline)) int alloc_general(struct vfdma_iova_space *sp, 
 	q.s = (size + sp->granule - 1) >> sp->shift;
 	q.a = align >> sp->shift;
 	if (q.s <= VFDMA_IOVA_CACHED_MAX) {
-		k = small_order[q.s];
+		k = (int)order_of(q.s);
 		q.s = UINT64_C(1) << k;
 		if (q.a < q.s)
 			q.a = q.s;
@@ -444,7 +384,7 @@ static __attribute__((noinline)) int free_general(struct vfdma_iova_space *sp, u
 		return rc;
 	if (pfn >= sp->end_pfn)
 		return -ENOENT;
-	unsigned k = n <= VFDMA_IOVA_CACHED_MAX ? small_order[n] : 0;
+	unsigned k = n <= VFDMA_IOVA_CACHED_MAX ? order_of(n) : 0;
 	uint64_t c = n <= VFDMA_IOVA_CACHED_MAX ? UINT64_C(1) << k : 0;
 	if (c && !(pfn & (c - 1)) && !sp->nocache) {
 		uint8_t mask;
@@ -477,19 +417,86 @@ static __attribute__((noinline)) int free_general(struct vfdma_iova_space *sp, u
 	return rc;
 }
 
+/* The fast paths' rare ends, out of line so that the fast paths need no
+ * callee-saved registers: a live byte outside the thread's leaf shortcut,
+ * a full magazine. */
+static __attribute__((noinline)) int alloc_mark_slow(struct vfdma_iova_space *sp, unsigned k,
+						     uint64_t pfn, uint64_t *iova)
+{
+	mark_live(sp, k, pfn); /* its byte exists: the block was live before */
+	*iova = pfn << sp->shift;
+	return 0;
+}
+
+static __attribute__((noinline)) int free_put_full(struct vfdma_iova_space *sp,
+						   struct vfd_islot *sl, unsigned k, uint64_t pfn)
+{
+	vfd_iova_cache_put_slow(sp, sl, k, pfn); /* unlocks */
+	return 0;
+}
+
 int vfdma_iova_alloc(struct vfdma_iova_space *sp, uint64_t size, uint64_t align,
 		     uint64_t limit, uint64_t *iova)
 {
-	if (__builtin_expect(sp && iova && alloc_fast(sp, size, align, limit, iova), 1))
-		return 0;
-	return alloc_general(sp, size, align, limit, iova);
+	struct vfd_iova_tls *t = &vfd_iova_tls;
+
+	/* size in [1, cached_bytes] (none without caches), align a power of
+	 * two from the granule up to the block size, no limit */
+	if (__builtin_expect(!sp || !iova || size - 1 >= sp->cached_bytes ||
+				     (align & (align - 1)) || align < sp->granule ||
+				     limit < sp->limit_all,
+			     0))
+		return alloc_general(sp, size, align, limit, iova);
+	unsigned k = order_of(((size - 1) >> sp->shift) + 1);
+	struct vfd_islot *sl = t->slot;
+	if (__builtin_expect(align > sp->granule << k || t->id != sp->id || !sl, 0))
+		return alloc_general(sp, size, align, limit, iova);
+
+	vfd_slot_lock(sl);
+	struct vfd_mag *m = sl->cur[k];
+	if (__builtin_expect(!m->n, 0)) {
+		vfd_slot_unlock(sl);
+		return alloc_general(sp, size, align, limit, iova);
+	}
+	uint64_t pfn = m->pfn[--m->n];
+	vfd_slot_unlock(sl);
+	/* every cached block fits a limit of limit_all: it is below the anchor */
+	uint8_t mask;
+	uint64_t idx = live_index(sp, k, pfn, &mask);
+	if (__builtin_expect(t->tag[k] != idx >> VFD_LIVE_LEAF_BITS, 0))
+		return alloc_mark_slow(sp, k, pfn, iova);
+	set_live(sp, t->leaf[k] + vfd_livemap_pos(idx), mask);
+	*iova = pfn << sp->shift;
+	return 0;
 }
 
 int vfdma_iova_free(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
 {
-	if (__builtin_expect(sp && free_fast(sp, iova, size), 1))
-		return 0;
-	return free_general(sp, iova, size);
+	struct vfd_iova_tls *t = &vfd_iova_tls;
+
+	if (__builtin_expect(!sp || size - 1 >= sp->cached_bytes, 0))
+		return free_general(sp, iova, size);
+	unsigned k = order_of(((size - 1) >> sp->shift) + 1);
+	struct vfd_islot *sl = t->slot;
+	/* aligned to its block (so to the granule); an address past the end
+	 * has no live mark, which sends it to the general path */
+	if (__builtin_expect((iova & ((sp->granule << k) - 1)) || t->id != sp->id || !sl, 0))
+		return free_general(sp, iova, size);
+	uint64_t pfn = iova >> sp->shift;
+	uint8_t mask;
+	uint64_t idx = live_index(sp, k, pfn, &mask);
+	if (__builtin_expect(t->tag[k] != idx >> VFD_LIVE_LEAF_BITS ||
+				     !clear_live(t->leaf[k] + vfd_livemap_pos(idx), mask),
+			     0))
+		return free_general(sp, iova, size);
+
+	vfd_slot_lock(sl);
+	struct vfd_mag *m = sl->cur[k];
+	if (__builtin_expect(m->n == VFD_MAG_SIZE, 0))
+		return free_put_full(sp, sl, k, pfn);
+	m->pfn[m->n++] = pfn;
+	vfd_slot_unlock(sl);
+	return 0;
 }
 
 int vfdma_iova_flush(struct vfdma_iova_space *sp)

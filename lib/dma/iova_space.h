@@ -49,17 +49,17 @@ struct vfd_prange {
 };
 
 struct vfdma_iova_space {
-	pthread_mutex_t lock;
-	uint64_t id; /* unique per process, for the per-thread leaf cache */
-	struct vfd_itree tree;
+	/* What the fast paths read, in the first cache line. */
+	uint64_t id; /* unique per process, for the per-thread shortcuts */
 	uint64_t granule;
+	/* sizes up to this many bytes are cached (0 without caches) */
+	uint64_t cached_bytes;
+	uint64_t limit_all; /* a limit at or above it bounds nothing */
 	unsigned shift;
 	bool nocache;
 	bool compact; /* live map: a bit per block (default) or a byte (BYTEMAP) */
-	/* For the fast paths: sizes up to this many bytes are cached (0 without
-	 * caches), and a limit at or above limit_all bounds nothing. */
-	uint64_t cached_bytes;
-	uint64_t limit_all;
+	pthread_mutex_t lock;
+	struct vfd_itree tree;
 	uint64_t end_pfn; /* one past the highest usable page: the anchor */
 	uint64_t usable_pages;
 	struct vfd_prange *ranges;
