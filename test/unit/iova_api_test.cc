@@ -344,6 +344,42 @@ TEST(Iova, CachedBlocksHonourTheLimit)
 	EXPECT_EQ(stats(sp).cached, 2u);
 }
 
+// Every small size rounds up to the next power of two of granules and is
+// aligned to it, with caches (fast path) and without (tree).
+TEST(Iova, EverySmallSizeRoundsUp)
+{
+	for (unsigned flags : { 0u, (unsigned)VFDMA_IOVA_NOCACHE }) {
+		Space sp(G, x86_ranges(), flags);
+		ASSERT_NE(sp.sp, nullptr);
+		for (uint64_t n = 1; n <= VFDMA_IOVA_CACHED_MAX; n++) {
+			uint64_t blk = 1, a, b;
+			while (blk < n)
+				blk *= 2;
+			for (uint64_t size : { n * G, n * G - G + 1 }) {
+				// twice: the second one comes from the cache if there is one
+				for (int rep = 0; rep < 2; rep++) {
+					vfdma_iova_stats before = stats(sp);
+					ASSERT_EQ(vfdma_iova_alloc(sp, size, G, ~0ull, &a), 0);
+					EXPECT_EQ(a % (blk * G), 0u) << n;
+					vfdma_iova_stats mid = stats(sp);
+					EXPECT_EQ(mid.allocs, before.allocs + 1);
+					if (blk < VFDMA_IOVA_CACHED_MAX)
+						EXPECT_FAILS_UNCHANGED(sp, vfdma_iova_free(sp, a, 2 * blk * G), EMSGSIZE);
+					ASSERT_EQ(vfdma_iova_alloc(sp, blk * G, G, ~0ull, &b), 0);
+					EXPECT_TRUE(b + blk * G <= a || a + blk * G <= b) << n; // no overlap
+					EXPECT_EQ(vfdma_iova_free(sp, b, blk * G), 0);
+					EXPECT_EQ(vfdma_iova_free(sp, a, blk * G), 0) << n;
+				}
+			}
+		}
+		EXPECT_EQ(vfdma_iova_flush(sp), 0);
+		vfdma_iova_stats st = stats(sp);
+		EXPECT_EQ(st.allocs, 0u);
+		EXPECT_EQ(st.free_bytes, st.usable_bytes);
+		check_tree(sp);
+	}
+}
+
 // The cached fast path takes only what it can decide alone; each of these
 // must go to the general path and get its answer there.
 TEST(Iova, CachedFastPathEdges)
