@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The IOVA allocator's API: argument checking, the tree path under the space
- * lock, and the lock-free validation of small frees through the live maps.
+ * lock, the lock-free validation of small frees through the live maps, and
+ * the fast paths of cached sizes (at the end of the file).
  * Placement and errors are documented in include/vfdma/iova.h; the tree is
  * iova_tree.c, the caches iova_cache.c.
  */

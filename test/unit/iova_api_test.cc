@@ -45,6 +45,16 @@ void check_tree(vfdma_iova_space *sp)
 	EXPECT_EQ(vfd_iova_check(sp, &what), 0) << what;
 }
 
+// Flushes the caches and checks that nothing is allocated any more.
+void expect_empty_after_flush(vfdma_iova_space *sp)
+{
+	EXPECT_EQ(vfdma_iova_flush(sp), 0);
+	vfdma_iova_stats st = stats(sp);
+	EXPECT_EQ(st.allocs, 0u);
+	EXPECT_EQ(st.free_bytes, st.usable_bytes);
+	check_tree(sp);
+}
+
 // Runs a failing call and checks its errno and that stats did not move.
 #define EXPECT_FAILS_UNCHANGED(sp, call, err)                                          \
 	do {                                                                           \
@@ -322,11 +332,7 @@ TEST(Iova, LiveMapValidatesNeighbours)
 			EXPECT_FAILS_UNCHANGED(sp, vfdma_iova_free(sp, a[i], 2 * G), EMSGSIZE);
 		for (unsigned i = 1; i < 16; i += 2)
 			EXPECT_EQ(vfdma_iova_free(sp, a[i], G), 0);
-		EXPECT_EQ(vfdma_iova_flush(sp), 0);
-		vfdma_iova_stats st = stats(sp);
-		EXPECT_EQ(st.allocs, 0u);
-		EXPECT_EQ(st.free_bytes, st.usable_bytes);
-		check_tree(sp);
+		expect_empty_after_flush(sp);
 	}
 }
 
@@ -372,11 +378,7 @@ TEST(Iova, EverySmallSizeRoundsUp)
 				}
 			}
 		}
-		EXPECT_EQ(vfdma_iova_flush(sp), 0);
-		vfdma_iova_stats st = stats(sp);
-		EXPECT_EQ(st.allocs, 0u);
-		EXPECT_EQ(st.free_bytes, st.usable_bytes);
-		check_tree(sp);
+		expect_empty_after_flush(sp);
 	}
 }
 
@@ -426,11 +428,7 @@ TEST(Iova, CachedFastPathEdges)
 	EXPECT_EQ(vfdma_iova_free(sp, f, G), 0);
 	EXPECT_EQ(vfdma_iova_free(sp, a, G), 0);
 	EXPECT_EQ(vfdma_iova_free(sp, b, G), 0);
-	EXPECT_EQ(vfdma_iova_flush(sp), 0);
-	vfdma_iova_stats st = stats(sp);
-	EXPECT_EQ(st.allocs, 0u);
-	EXPECT_EQ(st.free_bytes, st.usable_bytes);
-	check_tree(sp);
+	expect_empty_after_flush(sp);
 	// the whole 64-bit space: no limit is above its top
 	Space all(G, { { 0, ~0ull } }, 0);
 	ASSERT_NE(all.sp, nullptr);
