@@ -236,31 +236,9 @@ out:
 	return rc;
 }
 
-/*
- * The fast paths of cached sizes, for the usual call: valid arguments, no
- * limit below the top of the space, this thread's slot and live-map leaf
- * already at hand in its thread-local shortcuts.  They decide with a few
- * compares and read nothing the general path would not; on any doubt (an
- * argument to check, a limit, a shortcut to set up, an empty or full
- * magazine, a free the live map does not confirm) they return false before
- * changing anything, and the general path below does the whole job.
- */
-
-/* The live byte of block pfn of class k from the thread's leaf shortcut, or
- * NULL if the shortcut is for another leaf (t is for sp). */
-static inline _Atomic uint8_t *live_byte_fast(const struct vfdma_iova_space *sp,
-					      const struct vfd_iova_tls *t, unsigned k,
-					      uint64_t pfn, uint8_t *mask)
-{
-	uint64_t idx = live_index(sp, k, pfn, mask);
-
-	if (__builtin_expect(t->tag[k] != idx >> VFD_LIVE_LEAF_BITS, 0))
-		return NULL;
-	return t->leaf[k] + vfd_livemap_pos(idx);
-}
-
-static __attribute__((noinline)) int alloc_general(struct vfdma_iova_space *sp, uint64_t size, uint64_t align,
-			 uint64_t limit, uint64_t *iova)
+/* Everything vfdma_iova_alloc() does not decide on its fast path. */
+static __attribute__((noinline)) int alloc_general(struct vfdma_iova_space *sp, uint64_t size,
+						   uint64_t align, uint64_t limit, uint64_t *iova)
 {
 	struct vfd_ifit q;
 	uint64_t pfn;
@@ -379,7 +357,9 @@ void vfd_iova_release_locked(struct vfdma_iova_space *sp, uint64_t pfn, unsigned
 	sp->busy_pages -= UINT64_C(1) << k;
 }
 
-static __attribute__((noinline)) int free_general(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
+/* Everything vfdma_iova_free() does not decide on its fast path. */
+static __attribute__((noinline)) int free_general(struct vfdma_iova_space *sp, uint64_t iova,
+						  uint64_t size)
 {
 	uint64_t pfn, n, have;
 	enum vfd_ikind kind;
@@ -422,9 +402,19 @@ static __attribute__((noinline)) int free_general(struct vfdma_iova_space *sp, u
 	return rc;
 }
 
-/* The fast paths' rare ends, out of line so that the fast paths need no
- * callee-saved registers: a live byte outside the thread's leaf shortcut,
- * a full magazine. */
+/*
+ * The fast paths of cached sizes are the bodies of vfdma_iova_alloc() and
+ * vfdma_iova_free() below.  They take only the usual call: valid
+ * arguments, no limit below the top of the space, this thread's slot and
+ * live-map leaf already in its thread-local shortcuts.  On any doubt (an
+ * argument to check, a limit, a shortcut to set up, an empty magazine, a
+ * free the live map does not confirm) they hand the call, before changing
+ * anything, to the general path.  Every way out is a tail call, so that
+ * the common case saves few registers.
+ */
+
+/* The fast paths' rare ends, out of line: a live byte outside the
+ * thread's leaf shortcut, a full magazine. */
 static __attribute__((noinline)) int alloc_mark_slow(struct vfdma_iova_space *sp, unsigned k,
 						     uint64_t pfn, uint64_t *iova)
 {
