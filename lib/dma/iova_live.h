@@ -6,7 +6,8 @@
  * allocated).  It is what lets vfdma_iova_free() validate a small free
  * without the tree or its lock: the free is accepted exactly when it clears
  * the mark (compare-and-swap).  This file deals in bytes; iova.c picks the
- * byte (block index, or index / 8) and the bit.
+ * byte (the block index, or for a bit map an index that keeps neighbouring
+ * blocks in different bytes and lines: live_index()) and the bit.
  *
  * A sparse radix tree: interior nodes of 512 pointers, leaves of 16 KiB.
  * Readers walk it without a lock (acquire loads); nodes are only added, under

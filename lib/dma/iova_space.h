@@ -211,6 +211,9 @@ void vfd_iova_cache_fini(struct vfdma_iova_space *sp);
 
 /* For tests: check the tree's invariants under the lock (0 or negative). */
 int vfd_iova_check(struct vfdma_iova_space *sp, const char **what);
+/* For tests: the live-map byte of a small block (and its bit), or NULL. */
+const void *vfd_iova_live_addr(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size,
+			       unsigned *bit);
 /* For tests: visit every node in order (kind: enum vfd_ikind), under the lock. */
 int vfd_iova_walk(struct vfdma_iova_space *sp,
 		  int (*fn)(void *ctx, uint64_t start, uint64_t n, int kind), void *ctx);

@@ -8,6 +8,8 @@
 #include <vector>
 
 extern "C" int vfd_iova_check(struct vfdma_iova_space *sp, const char **what);
+extern "C" const void *vfd_iova_live_addr(struct vfdma_iova_space *sp, uint64_t iova,
+					  uint64_t size, unsigned *bit);
 
 namespace {
 
@@ -332,6 +334,41 @@ TEST(Iova, LiveMapValidatesNeighbours)
 			EXPECT_FAILS_UNCHANGED(sp, vfdma_iova_free(sp, a[i], 2 * G), EMSGSIZE);
 		for (unsigned i = 1; i < 16; i += 2)
 			EXPECT_EQ(vfdma_iova_free(sp, a[i], G), 0);
+		expect_empty_after_flush(sp);
+	}
+}
+
+// Threads on different cores usually hold neighbouring blocks: their live
+// marks must not share a cache line, in either live map, or every
+// alloc and free would move the line between the cores.
+TEST(Iova, NeighboursLiveMarksOnDifferentLines)
+{
+	for (unsigned flags : { 0u, (unsigned)VFDMA_IOVA_BYTEMAP }) {
+		Space sp(G, x86_ranges(), flags);
+		ASSERT_NE(sp.sp, nullptr);
+		for (uint64_t pages : { 1, 4, 32 }) {
+			std::vector<uint64_t> a(64);
+			std::vector<uintptr_t> line;
+			for (auto &x : a)
+				ASSERT_EQ(vfdma_iova_alloc(sp, pages * G, G, ~0ull, &x), 0);
+			for (size_t i = 0; i < a.size(); i++) {
+				unsigned bit = 99;
+				auto p = (uintptr_t)vfd_iova_live_addr(sp, a[i], pages * G, &bit);
+				ASSERT_NE(p, 0u);
+				EXPECT_LT(bit, 8u);
+				if (flags) {
+					EXPECT_EQ(bit, 0u);
+				}
+				line.push_back(p / 64);
+			}
+			for (size_t i = 0; i + 1 < a.size(); i++) {
+				// allocated one after the other: neighbours in the space
+				EXPECT_EQ(a[i], a[i + 1] + pages * G) << i;
+				EXPECT_NE(line[i], line[i + 1]) << pages << " pages, block " << i;
+			}
+			for (auto x : a)
+				EXPECT_EQ(vfdma_iova_free(sp, x, pages * G), 0);
+		}
 		expect_empty_after_flush(sp);
 	}
 }
