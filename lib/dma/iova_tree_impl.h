@@ -189,6 +189,15 @@ static inline int ancestor_neighbour(const struct vfd_itree *t, const uint32_t *
 	return -1;
 }
 
+/* Fetch all of a run that is about to be written. */
+static inline void prefetch_run_for_write(const struct vfd_irun *r)
+{
+	for (size_t off = 0; off < sizeof(r->w0); off += 64) {
+		__builtin_prefetch((const char *)r->w0 + off, 1);
+		__builtin_prefetch((const char *)r->w1 + off, 1);
+	}
+}
+
 /*
  * An insertion will go into node path[ix], which is full: fetch what the
  * overflow will write while the insertion starts, so that its misses
@@ -201,22 +210,14 @@ static inline void prefetch_overflow(const struct vfd_itree *t, const uint32_t *
 	for (int next = 0; next < 2; next++) {
 		int k = ancestor_neighbour(t, path, ix, next);
 		if (k >= 0 && N(t, path[k])->cnt < VFD_IRUN) {
-			const struct vfd_irun *r = R(t, path[k]);
-			for (size_t off = 0; off < sizeof(r->w0); off += 64) {
-				__builtin_prefetch((const char *)r->w0 + off, 1);
-				__builtin_prefetch((const char *)r->w1 + off, 1);
-			}
+			prefetch_run_for_write(R(t, path[k]));
 			return;
 		}
 	}
 	uint32_t m = t->free_head ? t->free_head : t->next_fresh;
 	if (m < t->cap) {
-		const struct vfd_irun *r = R(t, m);
 		__builtin_prefetch(N(t, m), 1);
-		for (size_t off = 0; off < sizeof(r->w0); off += 64) {
-			__builtin_prefetch((const char *)r->w0 + off, 1);
-			__builtin_prefetch((const char *)r->w1 + off, 1);
-		}
+		prefetch_run_for_write(R(t, m));
 	}
 }
 
