@@ -467,7 +467,7 @@ static __attribute__((noinline)) int free_put_full(struct vfdma_iova_space *sp,
 int vfdma_iova_alloc(struct vfdma_iova_space *sp, uint64_t size, uint64_t align,
 		     uint64_t limit, uint64_t *iova)
 {
-	struct vfd_iova_tls *t = &vfd_iova_tls;
+	struct vfd_iova_tls *t = vfd_iova_tls_get();
 
 	/* size in [1, cached_bytes] (none without caches), align a power of
 	 * two from the granule up to the block size, no limit */
@@ -501,7 +501,7 @@ int vfdma_iova_alloc(struct vfdma_iova_space *sp, uint64_t size, uint64_t align,
 
 int vfdma_iova_free(struct vfdma_iova_space *sp, uint64_t iova, uint64_t size)
 {
-	struct vfd_iova_tls *t = &vfd_iova_tls;
+	struct vfd_iova_tls *t = vfd_iova_tls_get();
 
 	if (__builtin_expect(!sp || size - 1 >= sp->cached_bytes, 0))
 		return free_general(sp, iova, size);
