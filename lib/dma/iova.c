@@ -24,10 +24,41 @@ static inline unsigned order_of(uint64_t n)
 	return x > 15 ? 5 : (unsigned)(nib >> (4 * x)) & 15;
 }
 
-/* The live map's byte index of block b in a bit map (see live_index()). */
-static inline uint64_t bit_index(uint64_t b)
+/*
+ * Where block b (pfn >> k) of class k lives in the live map: with
+ * VFDMA_IOVA_BYTEMAP a byte of its own; by default one bit, 8 blocks to a
+ * byte.  Leaves of the map hold 16 KiB in 256 cache lines.  Neighbouring
+ * blocks, which threads allocating at once usually get, never share a byte
+ * or a line: b's low 8 bits pick the line; in a bit map its next 3 pick
+ * the bit and the 6 above them the byte in the line (a leaf covers 2^17
+ * blocks), in a byte map its next 6 the byte (2^14 blocks).  With 8
+ * consecutive blocks to a byte, two threads freeing and allocating
+ * neighbours took 60-75 ns per pair each instead of 11-20.
+ *
+ * live_off() is the only definition of the layout: the leaf's tag and the
+ * byte's offset in the leaf, in few dependent steps, for the fast paths.
+ */
+static inline uint64_t live_off(const struct vfdma_iova_space *sp, uint64_t b, uint64_t *tag,
+				uint8_t *mask)
 {
-	return (b >> 11) << 8 | (b & 255);
+	if (sp->compact) {
+		*tag = b >> 17;
+		*mask = (uint8_t)(1u << ((b >> 8) & 7));
+		return (b & 255) << 6 | ((b >> 11) & 63);
+	}
+	*tag = b >> VFD_LIVE_LEAF_BITS;
+	*mask = 1;
+	return (b & 255) << 6 | ((b >> 8) & 63);
+}
+
+/* The same as the map's byte index, for the map's own lookups: the tag
+ * above the leaf bits, and the inverse of vfd_livemap_pos() below. */
+static inline uint64_t live_index(const struct vfdma_iova_space *sp, unsigned k, uint64_t pfn,
+				  uint8_t *mask)
+{
+	uint64_t tag, off = live_off(sp, pfn >> k, &tag, mask);
+
+	return tag << VFD_LIVE_LEAF_BITS | (off & 63) << 8 | off >> 6;
 }
 
 static inline unsigned log2_of(uint64_t x)
@@ -134,9 +165,10 @@ struct vfdma_iova_space *vfdma_iova_space_create(uint64_t granule,
 		if (sp->ranges[i].lo > from && insert_resv(sp, from, sp->ranges[i].lo - from))
 			goto nomem;
 	}
-	for (unsigned k = 0; k < VFD_IOVA_NCLASS; k++)
-		vfd_livemap_init(&sp->live[k], sp->compact ? bit_index((sp->end_pfn - 1) >> k)
-							     : (sp->end_pfn - 1) >> k);
+	for (unsigned k = 0; k < VFD_IOVA_NCLASS; k++) {
+		uint8_t mask;
+		vfd_livemap_init(&sp->live[k], live_index(sp, k, sp->end_pfn - 1, &mask));
+	}
 	VFD_DBG("iova: space %p granule %#llx, %zu ranges, %llu usable pages", (void *)sp,
 		(unsigned long long)granule, n, (unsigned long long)sp->usable_pages);
 	return sp;
@@ -169,46 +201,6 @@ static int limit_page(const struct vfdma_iova_space *sp, uint64_t limit, uint64_
 		l = sp->end_pfn - 1;
 	*last = l;
 	return 0;
-}
-
-/*
- * Where block b (pfn >> k) of class k lives in the live map: with
- * VFDMA_IOVA_BYTEMAP a byte of its own; by default one bit, 8 blocks to a
- * byte.  The map's index is a byte's; iova_live.h spreads consecutive byte
- * indices over consecutive cache lines of a 16 KiB leaf (256 lines).  The
- * bits are interleaved the same way, so that neighbouring blocks, which
- * threads allocating at once usually get, never share a byte or a line:
- * within a leaf of 2^17 blocks, b's low 8 bits pick the line (as the byte
- * index's low 8 bits do), its next 3 the bit, the 6 above them the byte
- * in the line (bit_index()).  With 8 consecutive blocks to a byte, two
- * threads freeing and allocating neighbours took 60-75 ns per pair each
- * instead of 11-20.
- */
-static inline uint64_t live_index(const struct vfdma_iova_space *sp, unsigned k, uint64_t pfn,
-				  uint8_t *mask)
-{
-	uint64_t b = pfn >> k;
-
-	*mask = sp->compact ? (uint8_t)(1u << ((b >> 8) & 7)) : 1;
-	return sp->compact ? bit_index(b) : b;
-}
-
-/*
- * The same for the fast paths, straight from b: the leaf's tag (the map
- * index >> VFD_LIVE_LEAF_BITS) and the byte's offset in its leaf
- * (vfd_livemap_pos() of the index), in fewer dependent steps.
- */
-static inline uint64_t live_off(const struct vfdma_iova_space *sp, uint64_t b, uint64_t *tag,
-				uint8_t *mask)
-{
-	if (sp->compact) {
-		*tag = b >> 17;
-		*mask = (uint8_t)(1u << ((b >> 8) & 7));
-		return (b & 255) << 6 | ((b >> 11) & 63);
-	}
-	*tag = b >> VFD_LIVE_LEAF_BITS;
-	*mask = 1;
-	return (b & 255) << 6 | ((b >> 8) & 63);
 }
 
 /* Mark a block live; its byte exists.  A byte of its own is only written
